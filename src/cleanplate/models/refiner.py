@@ -42,7 +42,8 @@ def select_sampling(err: torch.Tensor, count: int, prevent_oversampling: bool) -
     """0/1 map (B, 1, h, w) of the ``count`` largest errors per image (minus exact zeros)."""
     b, _, h, w = err.shape
     flat = err.reshape(b, h * w)
-    top = flat.topk(count, dim=1, sorted=False).indices
+    # The original fails when the image has fewer patches than requested; refine them all instead.
+    top = flat.topk(min(count, h * w), dim=1, sorted=False).indices
     ref = torch.zeros_like(flat).scatter_(1, top, 1.0)
     if prevent_oversampling:
         ref = ref * (flat > 0).to(ref.dtype)

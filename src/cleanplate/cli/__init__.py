@@ -1,0 +1,1 @@
+"""Command-line interface: ``cleanplate <command>``. One module per command."""

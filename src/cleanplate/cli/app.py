@@ -1,0 +1,86 @@
+"""Entry point. Commands are imported lazily so ``cleanplate --version`` and ``--help`` stay fast.
+
+Every command module exposes a click command named ``command``. User mistakes raise
+:class:`cleanplate.errors.CleanplateError` (or click's own usage errors) and become one line on
+stderr with a non-zero exit; Ctrl-C exits 130 after the command has cleaned up.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from .. import __version__
+
+# command name -> module under cleanplate.cli
+COMMANDS = {
+    "image": "image",
+    "info": "info",
+    "video": "video",
+    "live": "live",
+    "export": "export",
+    "bench": "bench",
+    "eval": "evaluate",
+    "train": "train",
+}
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, module in COMMANDS.items() if _available(module)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = COMMANDS.get(name)
+        if module is None or not _available(module):
+            return None
+        return importlib.import_module(f"{__package__}.{module}").command
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(f"{__package__}.{module}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cleanplate")
+def cli() -> None:
+    """Background matting with a clean plate: alpha, foreground and composites."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, turning user-facing errors into one line and an exit code."""
+    from ..errors import CleanplateError
+
+    try:
+        cli.main(args=argv, prog_name="cleanplate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("cleanplate: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("cleanplate: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CleanplateError as exc:
+        click.echo(f"cleanplate: error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            click.echo(f"cleanplate: error: disk full while writing {exc.filename or 'output'}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        if exc.errno in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
+            click.echo(f"cleanplate: error: {exc.strerror}: {exc.filename}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        raise
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
