@@ -1,6 +1,42 @@
-"""cleanplate: background matting with a clean plate (BackgroundMattingV2)."""
+"""cleanplate: background matting with a clean plate (BackgroundMattingV2).
 
-from .models import MattingBase, MattingRefine
+>>> import cleanplate                                       # doctest: +SKIP
+>>> matter = cleanplate.load("pytorch_mobilenetv2.pth")     # or load() for the built-in model
+>>> matte = matter.matte("frame.jpg", "plate.jpg")
+>>> matte.save("frame.png")                                 # RGBA, straight alpha
+
+Names are imported on first use so ``import cleanplate`` (and ``cleanplate --version``) stays
+fast; torch and OpenCV load only when a model or image function is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["MattingBase", "MattingRefine", "__version__"]
+
+_LAZY = {
+    "load": ".api",
+    "Matter": ".api",
+    "Matte": ".api",
+    "MattingBase": ".models",
+    "MattingRefine": ".models",
+}
+__all__ = ["Matte", "Matter", "MattingBase", "MattingRefine", "__version__", "load"]
+
+if TYPE_CHECKING:
+    from .api import Matte, Matter, load
+    from .models import MattingBase, MattingRefine
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

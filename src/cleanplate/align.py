@@ -1,0 +1,124 @@
+"""Align a handheld clean plate to the frame: feature matches + RANSAC homography.
+
+Only the background is shared between frame and plate, and the subject covers part of it, so
+the fit must be robust (RANSAC) and is sanity-checked before use. Alignment is best effort:
+when it cannot be trusted, :func:`align_plate` warns and returns the plate resized as usual,
+never raises for a bad pair of photos.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .compose import resize
+from .plate import aspect_matches
+
+WORK_SIDE = 1024  # features are found on copies no larger than this (speed; homography rescaled)
+MIN_INLIERS = 24
+MIN_INLIER_RATIO = 0.25
+MAX_CORNER_SHIFT = 0.25  # of the frame diagonal
+DET_RANGE = (0.5, 2.0)  # area change allowed between plate and frame (after size matching)
+
+
+class AlignmentWarning(UserWarning):
+    """Alignment was not trusted; the plate was used unaligned."""
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Result of :func:`estimate_homography`: maps plate pixels to frame pixels."""
+
+    homography: np.ndarray
+    inliers: int
+    matches: int
+    corner_shift: float  # largest corner displacement, in frame pixels
+
+
+def _gray(image: np.ndarray, scale: float) -> np.ndarray:
+    g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    if scale != 1.0:
+        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return g
+
+
+def _features(gray: np.ndarray) -> tuple[list, np.ndarray | None]:
+    detector = cv2.ORB_create(nfeatures=4000, fastThreshold=10)
+    keypoints, descriptors = detector.detectAndCompute(gray, None)
+    if descriptors is None or len(keypoints) < MIN_INLIERS:
+        detector = cv2.AKAZE_create(threshold=1e-4)
+        keypoints, descriptors = detector.detectAndCompute(gray, None)
+    return keypoints, descriptors
+
+
+def _scale_matrix(s: float) -> np.ndarray:
+    return np.diag([s, s, 1.0])
+
+
+def estimate_homography(plate: np.ndarray, frame: np.ndarray) -> Alignment:
+    """Fit the plate→frame homography; raise ``ValueError`` with the reason when it is not trustworthy."""
+    fh, fw = frame.shape[:2]
+    ph, pw = plate.shape[:2]
+    fs = min(1.0, WORK_SIDE / max(fh, fw))
+    ps = min(1.0, WORK_SIDE / max(ph, pw))
+    kp_f, des_f = _features(_gray(frame, fs))
+    kp_p, des_p = _features(_gray(plate, ps))
+    if des_f is None or des_p is None or len(kp_f) < MIN_INLIERS or len(kp_p) < MIN_INLIERS:
+        raise ValueError("too few features (flat or blurred images)")
+    if des_f.dtype != des_p.dtype or des_f.shape[1] != des_p.shape[1]:
+        raise ValueError("frame and plate gave different kinds of features")
+    norm = cv2.NORM_HAMMING if des_f.dtype == np.uint8 else cv2.NORM_L2
+    pairs = cv2.BFMatcher(norm).knnMatch(des_p, des_f, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    if len(good) < MIN_INLIERS:
+        raise ValueError(f"only {len(good)} feature matches")
+    src = np.float32([kp_p[m.queryIdx].pt for m in good]) / ps
+    dst = np.float32([kp_f[m.trainIdx].pt for m in good]) / fs
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, ransacReprojThreshold=3.0 / fs, maxIters=5000, confidence=0.999)
+    if h is None or mask is None:
+        raise ValueError("no consistent homography")
+    inliers = int(mask.sum())
+    if inliers < MIN_INLIERS or inliers < MIN_INLIER_RATIO * len(good):
+        raise ValueError(f"only {inliers} of {len(good)} matches agree on one homography")
+    # Compare with plain resizing: how far does the fit move the plate's corners?
+    to_frame = _scale_matrix(1.0)
+    to_frame[0, 0], to_frame[1, 1] = fw / pw, fh / ph
+    relative = h @ np.linalg.inv(to_frame)
+    det = float(np.linalg.det(relative[:2, :2]))
+    if not DET_RANGE[0] <= det <= DET_RANGE[1]:
+        raise ValueError(f"implausible scale change (area x{det:.2f})")
+    corners = np.float32([[0, 0], [fw, 0], [fw, fh], [0, fh]]).reshape(-1, 1, 2)
+    moved = cv2.perspectiveTransform(corners, relative)
+    if moved is None or not np.isfinite(moved).all():
+        raise ValueError("degenerate homography")
+    shift = float(np.linalg.norm(moved - corners, axis=2).max())
+    if shift > MAX_CORNER_SHIFT * float(np.hypot(fw, fh)):
+        raise ValueError(f"corners would move {shift:.0f} px")
+    return Alignment(h, inliers, len(good), shift)
+
+
+def warp_plate(plate: np.ndarray, homography: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """Warp ``plate`` into the frame's pixel grid; uncovered borders replicate the nearest plate pixels."""
+    h, w = frame_size
+    return cv2.warpPerspective(plate, homography, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def align_plate(plate: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """``plate`` warped onto ``frame`` (both uint8 RGB); on failure warn and fall back to plain resizing.
+
+    The fallback keeps the plate unchanged when sizes match, resizes it when the aspect matches,
+    and otherwise stretches it to the frame (the warning says so), so matting can still proceed.
+    """
+    size = frame.shape[:2]
+    try:
+        fit = estimate_homography(plate, frame)
+    except (ValueError, cv2.error, np.linalg.LinAlgError) as exc:
+        note = "" if aspect_matches(plate.shape[:2], size) else "; the plate's aspect differs, so it is stretched"
+        warnings.warn(
+            f"plate alignment failed ({exc}); using the plate unaligned{note}", AlignmentWarning, stacklevel=2
+        )
+        return resize(plate, size)
+    return warp_plate(plate, fit.homography, size)
