@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("cleanplate: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:  # one line, like every other user mistake
+        where = exc.ctx.command_path if exc.ctx is not None else "cleanplate"
+        click.echo(f"cleanplate: error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

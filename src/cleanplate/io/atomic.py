@@ -39,6 +39,21 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     return final
 
 
+def check_dir_creatable(path: str | os.PathLike) -> Path:
+    """Raise :class:`OutputError` unless ``path`` is a writable folder or could be created as one."""
+    folder = Path(path)
+    for p in (folder, *folder.parents):
+        if p.exists():
+            if not p.is_dir():
+                if p == folder:
+                    raise OutputError(f"output folder {folder} is a file, not a folder")
+                raise OutputError(f"output folder {folder} cannot be created: {p} is a file")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise OutputError(f"output folder {folder} cannot be written ({p} is not writable)")
+            return folder
+    return folder
+
+
 def ensure_dir(path: str | os.PathLike) -> Path:
     """Create an output folder (and parents); one-line :class:`OutputError` when impossible."""
     folder = Path(path)

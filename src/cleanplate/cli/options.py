@@ -1,0 +1,167 @@
+"""Shared click options, so every command spells and validates them the same way.
+
+Importing this module must stay cheap (no torch): ``--help`` builds these decorators. Choices
+mirror ``cleanplate.models`` (a test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+REFINE_MODES = ("sampling", "thresholding", "full")
+BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
+BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("fp32", "fp16")
+
+
+class ScaleType(click.ParamType):
+    """A backbone scale written as a decimal or a fraction: ``0.25`` or ``1/4``."""
+
+    name = "SCALE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            scale = float(Fraction(str(value).strip()))
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"{value!r} is not a number or fraction like 0.25 or 1/4", param, ctx)
+        if not 0 < scale <= 0.5:
+            self.fail(f"{value} is outside (0, 1/2]", param, ctx)
+        return scale
+
+
+def model_option(f: F) -> F:
+    return click.option(
+        "--model",
+        "-m",
+        "model",
+        default=None,
+        metavar="PATH|NAME",
+        help="Checkpoint (official BGMv2 .pth or cleanplate) or built-in model: default, classical. [default: default]",
+    )(f)
+
+
+def device_option(f: F) -> F:
+    return click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        metavar="DEVICE",
+        help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
+    )(f)
+
+
+def backbone_scale_option(f: F) -> F:
+    return click.option(
+        "--backbone-scale",
+        type=ScaleType(),
+        default=None,
+        help="Resolution the base network sees, e.g. 1/4. [default: by size: 1/2 below 512 px, 1/4 up to 2560, "
+        "1/8 above]",
+    )(f)
+
+
+def refine_mode_option(f: F) -> F:
+    return click.option(
+        "--refine-mode",
+        type=click.Choice(REFINE_MODES),
+        default=None,
+        help="Which patches the refiner recomputes. [default: sampling]",
+    )(f)
+
+
+def sample_pixels_option(f: F) -> F:
+    return click.option(
+        "--sample-pixels",
+        type=click.IntRange(min=16),
+        default=None,
+        help="Pixels refined in sampling mode (16 per patch). [default: 80000]",
+    )(f)
+
+
+def threshold_option(f: F) -> F:
+    return click.option(
+        "--threshold",
+        type=click.FloatRange(0.0, 1.0),
+        default=None,
+        help="Error threshold in thresholding mode. [default: 0.1]",
+    )(f)
+
+
+def backend_option(f: F) -> F:
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="torch",
+        show_default=True,
+        help="Inference engine (onnxruntime needs the [onnx] extra).",
+    )(f)
+
+
+def precision_option(f: F) -> F:
+    return click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default="fp32",
+        show_default=True,
+        help="fp16 needs CUDA.",
+    )(f)
+
+
+def force_option(f: F) -> F:
+    return click.option("--force", "-f", is_flag=True, help="Overwrite existing outputs.")(f)
+
+
+def matting_options(f: F) -> F:
+    """All options that pick and configure the model (apply with one decorator)."""
+    for option in reversed(
+        (
+            model_option,
+            device_option,
+            backbone_scale_option,
+            refine_mode_option,
+            sample_pixels_option,
+            threshold_option,
+            backend_option,
+            precision_option,
+        )
+    ):
+        f = option(f)
+    return f
+
+
+def refine_kwargs(
+    backbone_scale: float | None = None,
+    refine_mode: str | None = None,
+    sample_pixels: int | None = None,
+    threshold: float | None = None,
+    **_: Any,
+) -> dict[str, Any]:
+    """The MattingRefine options the user actually set, named as ``cleanplate.load`` expects."""
+    values = {
+        "backbone_scale": backbone_scale,
+        "refine_mode": refine_mode,
+        "refine_sample_pixels": sample_pixels,
+        "refine_threshold": threshold,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def load_matter(params: dict[str, Any]):  # -> cleanplate.api.Matter (torch imported lazily)
+    """``cleanplate.load`` from the parsed :func:`matting_options` (pass the command's kwargs)."""
+    from ..api import load
+
+    return load(
+        params.get("model"),
+        device=params.get("device", "auto"),
+        backend=params.get("backend", "torch"),
+        precision=params.get("precision", "fp32"),
+        **refine_kwargs(**params),
+    )
