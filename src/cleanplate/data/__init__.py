@@ -1,0 +1,1 @@
+"""Training and evaluation data: ground-truth subjects, procedural subjects, plate perturbations."""

@@ -1,0 +1,89 @@
+"""Procedural subjects that widen a small ground-truth set.
+
+Textured shapes with soft or hard edges, holes, hair-like strands and semi-transparent regions:
+the cases where a plate difference alone is ambiguous (colour matches the background, thin
+structures, partial coverage). Every subject is a pure function of its random generator.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .subjects import Subject
+
+
+def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Smooth random colour field plus stripes or noise, float32 HxWx3 in [0, 1]."""
+    base = rng.uniform(0, 1, 3).astype(np.float32)
+    small = rng.uniform(-0.35, 0.35, (max(2, h // 32), max(2, w // 32), 3)).astype(np.float32)
+    field = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    tex = base + field
+    if rng.random() < 0.4:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        angle, freq = rng.uniform(0, np.pi), rng.uniform(0.05, 0.4)
+        stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * freq)[..., None]
+        tex = tex + 0.2 * stripes * rng.uniform(-1, 1, 3).astype(np.float32)
+    tex = tex + rng.normal(0, rng.uniform(0, 0.05), tex.shape).astype(np.float32)
+    return np.clip(tex, 0, 1).astype(np.float32)
+
+
+def _blob_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    mask = np.zeros((h, w), np.float32)
+    for _ in range(rng.integers(1, 4)):
+        kind = rng.integers(0, 3)
+        cx, cy = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
+        if kind == 0:
+            axes = (int(rng.uniform(0.1, 0.35) * w), int(rng.uniform(0.1, 0.4) * h))
+            cv2.ellipse(mask, (int(cx), int(cy)), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
+        else:
+            n = rng.integers(3, 9)
+            ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+            rad = rng.uniform(0.1, 0.35, n) * min(h, w)
+            pts = np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1).astype(np.int32)
+            cv2.fillPoly(mask, [pts], 1.0, cv2.LINE_AA)
+    if rng.random() < 0.3:  # a hole
+        r = int(rng.uniform(0.03, 0.1) * min(h, w))
+        cv2.circle(mask, (int(rng.uniform(0.35, 0.65) * w), int(rng.uniform(0.35, 0.65) * h)), r, 0.0, -1, cv2.LINE_AA)
+    if rng.random() < 0.5:  # soft (defocused) edge
+        s = rng.uniform(0.5, 4)
+        mask = cv2.GaussianBlur(mask, (0, 0), s)
+    return mask
+
+
+def _strands(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.ndarray:
+    """Hair-like curves growing out of the mask's edge, thin and partially transparent."""
+    out = np.zeros((h * 2, w * 2), np.float32)  # drawn at 2x then reduced: sub-pixel widths
+    ys, xs = np.nonzero(mask > 0.5)
+    if len(ys) == 0:
+        return out[::2, ::2]
+    for _ in range(rng.integers(20, 120)):
+        i = rng.integers(len(ys))
+        p = np.array([xs[i], ys[i]], np.float32) * 2
+        direction = rng.normal(0, 1, 2)
+        direction /= np.linalg.norm(direction) + 1e-6
+        length = rng.uniform(0.05, 0.3) * min(h, w) * 2
+        curl = rng.normal(0, 0.08)
+        pts = []
+        for t in np.linspace(0, 1, 12):
+            angle = curl * t * 6
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            pts.append(p + rot @ direction * length * t)
+        cv2.polylines(out, [np.array(pts, np.int32)], False, float(rng.uniform(0.4, 1.0)), 1, cv2.LINE_AA)
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def procedural_subject(rng: np.random.Generator, size: int = 384) -> Subject:
+    """A random subject of about ``size`` pixels on its long side."""
+    h, w = size, int(size * rng.uniform(0.6, 1.0))
+    mask = _blob_mask(rng, h, w)
+    alpha = mask.copy()
+    if rng.random() < 0.5:
+        alpha = np.maximum(alpha, _strands(rng, h, w, mask))
+    if rng.random() < 0.3:  # a semi-transparent region (glass, veil, smoke)
+        veil = _blob_mask(rng, h, w) * rng.uniform(0.2, 0.7)
+        alpha = np.maximum(alpha * (1 - (veil > 0)), veil) if rng.random() < 0.5 else np.maximum(alpha, veil)
+    fgr = _texture(rng, h, w)
+    return Subject(
+        f"procedural_{rng.integers(1 << 30)}", fgr, np.clip(alpha, 0, 1).astype(np.float32), "procedural", "generated"
+    )

@@ -1,0 +1,129 @@
+"""Synthetic training samples: a subject composited over a background, with a perturbed plate.
+
+Sample ``i`` is a pure function of ``(seed, i)``, so a resumed run sees exactly the samples it
+would have seen, whatever the number of loader workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..data import perturb
+from ..data.procedural import procedural_subject
+from ..data.split import is_holdout_background, is_holdout_subject, license_allows_training
+from ..data.subjects import Subject, list_backgrounds, list_subject_ids, load_background, load_subject
+from ..data.subjects import _manifest_info as manifest_info
+
+
+@dataclass
+class Mix:
+    """Probabilities of each kind of sample and of each augmentation."""
+
+    real: float = 0.6
+    procedural: float = 0.3
+    empty: float = 0.1
+    second_subject: float = 0.15
+    shadow: float = 0.3
+    background_change: float = 0.25
+    colour_jitter: float = 0.5
+    levels: tuple[float, float, float] = (0.35, 0.35, 0.3)  # low, medium, high plate drift
+
+
+def load_training_pool(
+    gt_dir: str | Path,
+    background_dirs: list[str | Path],
+    *,
+    long_side: int = 768,
+    include_holdout: bool = False,
+    require_license: bool = True,
+) -> tuple[list[Subject], list[np.ndarray], list[str]]:
+    """Subjects and backgrounds allowed to train; also the list of sources used (for the model card)."""
+    infos = manifest_info(Path(gt_dir))
+    subjects, sources = [], []
+    for sid in list_subject_ids(gt_dir):
+        info = infos.get(sid, {})
+        if not include_holdout and is_holdout_subject(sid):
+            continue
+        if require_license and infos and not license_allows_training(str(info.get("license", ""))):
+            continue
+        subjects.append(load_subject(gt_dir, sid, long_side=long_side, info=info))
+        sources.append(f"subject {sid} ({info.get('dataset', '?')}, {info.get('license', '?')})")
+    backgrounds = []
+    for folder in background_dirs:
+        for path in list_backgrounds(folder):
+            if not include_holdout and is_holdout_background(path.stem):
+                continue
+            backgrounds.append(load_background(path, long_side=long_side))
+            sources.append(f"background {path.name}")
+    return subjects, backgrounds, sources
+
+
+def make_sample(
+    rng: np.random.Generator, subjects: list[Subject], backgrounds: list[np.ndarray], size: tuple[int, int], mix: Mix
+) -> dict[str, np.ndarray]:
+    """One (src, plate, alpha, foreground) sample of ``size`` = (h, w), float32 in [0, 1]."""
+    h, w = size
+    bg = perturb.cover_crop(backgrounds[rng.integers(len(backgrounds))], h, w, rng, zoom=rng.uniform(1.0, 1.6))
+    if rng.random() < mix.colour_jitter:
+        bg = perturb.colour_jitter(bg, rng, 0.1)
+    premult = np.zeros((h, w, 3), np.float32)
+    pha = np.zeros((h, w), np.float32)
+    kind = rng.choice(3, p=[mix.real, mix.procedural, mix.empty])
+    n_subjects = 0 if kind == 2 else 1 + int(rng.random() < mix.second_subject)
+    for _ in range(n_subjects):
+        if kind == 0 and subjects:
+            subject = subjects[rng.integers(len(subjects))]
+        else:
+            subject = procedural_subject(rng, size=int(max(h, w) * rng.uniform(0.5, 1.0)))
+        f, a = perturb.place_subject(subject, h, w, rng)
+        if rng.random() < mix.colour_jitter:
+            f = perturb.colour_jitter(f, rng)
+        # Later subjects go in front of earlier ones ("over" in premultiplied colour).
+        premult = f * a[..., None] + premult * (1 - a[..., None])
+        pha = a + pha * (1 - a)
+    fgr = np.where(pha[..., None] > 0, premult / np.maximum(pha, 1e-6)[..., None], 0).astype(np.float32)
+    scene = bg
+    if n_subjects and rng.random() < mix.shadow:
+        scene = perturb.cast_shadow(scene, pha, rng)
+    if rng.random() < mix.background_change:
+        scene = perturb.background_change(scene, rng)
+    src = perturb.composite(fgr, pha, scene)
+    src = perturb.photometric(src, rng, perturb.DRIFT["low"])
+    level = perturb.LEVELS[rng.choice(3, p=list(mix.levels))]
+    plate = perturb.perturb_plate(bg, rng, level)
+    return {"src": src, "bgr": plate, "pha": pha, "fgr": fgr}
+
+
+def to_tensors(sample: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, arr in sample.items():
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+        out[key] = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1)
+    return out
+
+
+class SyntheticMatting(Dataset):
+    def __init__(
+        self,
+        subjects: list[Subject],
+        backgrounds: list[np.ndarray],
+        size: tuple[int, int],
+        *,
+        seed: int = 0,
+        length: int = 10**9,
+        mix: Mix | None = None,
+    ) -> None:
+        self.subjects, self.backgrounds, self.size = subjects, backgrounds, size
+        self.seed, self.length, self.mix = seed, length, mix or Mix()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        return to_tensors(make_sample(rng, self.subjects, self.backgrounds, self.size, self.mix))

@@ -1,0 +1,186 @@
+"""The training loop: two stages, seeded, resumable from the last checkpoint, CPU or CUDA."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import InputError
+from ..models import MattingBase, MattingRefine
+from .config import StageConfig, TrainConfig
+from .dataset import Mix, SyntheticMatting, load_training_pool
+from .losses import base_loss, refine_loss
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
+    if stage.kind == "base":
+        return MattingBase(cfg.backbone)
+    return MattingRefine(
+        cfg.backbone,
+        backbone_scale=stage.backbone_scale,
+        refine_mode="sampling",
+        refine_sample_pixels=stage.sample_pixels,
+    )
+
+
+def lr_at(step: int, stage: StageConfig) -> float:
+    if step < stage.warmup:
+        return stage.lr * (step + 1) / stage.warmup
+    start = int(stage.steps * stage.decay_from)
+    if step < start:
+        return stage.lr
+    t = (step - start) / max(1, stage.steps - start)
+    return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, *, init: dict | None = None, log=print) -> None:
+        self.cfg, self.log = cfg, log
+        self.device = pick_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.run_dir = Path(cfg.out_dir) / cfg.name
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.init = init
+        self.subjects, self.backgrounds, self.sources = load_training_pool(
+            cfg.gt_dir, cfg.background_dirs, long_side=cfg.long_side
+        )
+        if not self.backgrounds:
+            raise InputError(f"no training backgrounds found in {', '.join(cfg.background_dirs)}")
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    def _state(self, stage_index: int, step: int, model, opt) -> dict:
+        return {
+            "stage": stage_index,
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict() if opt is not None else None,
+            "config": self.cfg.to_dict(),
+            "sources": self.sources,
+        }
+
+    def run(self, *, resume: bool = True) -> Path:
+        """Train every stage; return the path of the final checkpoint (a full training state)."""
+        state = (
+            torch.load(self.last_path, map_location="cpu", weights_only=True)
+            if resume and self.last_path.exists()
+            else None
+        )
+        start_stage = state["stage"] if state else 0
+        weights = state["model"] if state else self.init
+        for index in range(start_stage, len(self.cfg.stages)):
+            resume_state = state if state and state["stage"] == index else None
+            weights = self._run_stage(index, weights, resume_state)
+            state = None
+        return self.last_path
+
+    def _run_stage(self, index: int, weights: dict | None, state: dict | None) -> dict:
+        cfg, stage = self.cfg, self.cfg.stages[index]
+        torch.manual_seed(cfg.seed + index)
+        model = build_model(cfg, stage)
+        if weights is not None:
+            missing, unexpected = model.load_state_dict(weights, strict=False)
+            if unexpected:
+                self.log(f"ignoring {len(unexpected)} unexpected keys from the previous stage")
+            if missing:
+                self.log(f"stage {index}: {len(missing)} new parameters start from scratch ({missing[0]}, ...)")
+        model.to(self.device).train()
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=stage.lr)
+        step = 0
+        if state is not None and state.get("optimizer") is not None:
+            opt.load_state_dict(state["optimizer"])
+            step = state["step"]
+            self.log(f"resuming stage {index} at step {step}")
+        mix = Mix(**cfg.mix)
+        data = SyntheticMatting(self.subjects, self.backgrounds, stage.size, seed=cfg.seed * 1000 + index, mix=mix)
+        indices = range(step * stage.batch_size, stage.steps * stage.batch_size)
+        loader = DataLoader(
+            data,
+            batch_size=stage.batch_size,
+            sampler=indices,
+            num_workers=cfg.workers,
+            persistent_workers=cfg.workers > 0,
+            prefetch_factor=4 if cfg.workers > 0 else None,
+        )
+        loss_fn = base_loss if stage.kind == "base" else refine_loss
+        amp = self._autocast()
+        last_save, t0, first_step = time.monotonic(), time.monotonic(), step
+        for batch in loader:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, stage)
+            src, bgr, pha, fgr = (batch[k].to(self.device, non_blocking=True) for k in ("src", "bgr", "pha", "fgr"))
+            if cfg.channels_last:
+                src, bgr = (
+                    src.contiguous(memory_format=torch.channels_last),
+                    bgr.contiguous(memory_format=torch.channels_last),
+                )
+            with amp:
+                outputs = model(src, bgr)
+            outputs = tuple(o.float() for o in outputs)
+            loss, terms = loss_fn(outputs, pha, fgr)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % cfg.log_every == 0 or step == stage.steps:
+                rate = (step - first_step) / (time.monotonic() - t0)
+                eta = (stage.steps - step) / max(rate, 1e-9)
+                parts = " ".join(f"{k}={float(v):.4f}" for k, v in terms.items())
+                self.log(
+                    f"stage {index} ({stage.kind}) step {step}/{stage.steps} loss={float(loss):.4f} {parts} "
+                    f"lr={lr_at(step, stage):.2e} {rate:.2f} it/s eta {eta / 60:.1f} min"
+                )
+                self._write_log(
+                    {"stage": index, "step": step, "loss": float(loss), **{k: float(v) for k, v in terms.items()}}
+                )
+            if time.monotonic() - last_save > cfg.save_every_s or step == stage.steps:
+                _atomic_save(self._state(index, step, model, opt), self.last_path)
+                last_save = time.monotonic()
+        final = (
+            self._state(index + 1, 0, model, opt)
+            if index + 1 < len(cfg.stages)
+            else self._state(index, step, model, opt)
+        )
+        _atomic_save(final, self.last_path)
+        _atomic_save({"model": model.state_dict(), "stage": index}, self.run_dir / f"stage{index}.pt")
+        return model.state_dict()
+
+    def _autocast(self):
+        if not self.cfg.bf16:
+            return torch.autocast(self.device.type, enabled=False)
+        # bf16 needs no loss scaling: AMX on recent CPUs, tensor cores on Ampere and later GPUs.
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _write_log(self, row: dict) -> None:
+        with open(self.run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..cli.app import main as cli_main
+
+    cli_main(["train", *(argv if argv is not None else sys.argv[1:])])

@@ -1,0 +1,69 @@
+"""Training runs end to end on tiny crops, resumes from its last checkpoint, and exports a model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from cleanplate.train.config import load_config
+from cleanplate.train.loop import Trainer, lr_at
+from cleanplate.train.losses import base_loss, sobel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def smoke_config(tmp_path: Path, data_dir: Path) -> Path:
+    text = (ROOT / "configs" / "smoke.toml").read_text()
+    text = text.replace("../../shared/data", str(data_dir)).replace('out_dir = "../runs"', f'out_dir = "{tmp_path}"')
+    path = tmp_path / "smoke.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+def test_two_stages_resume_and_export(smoke_config: Path, tmp_path: Path) -> None:
+    cfg = load_config(smoke_config)
+    logs: list[str] = []
+    last = Trainer(cfg, log=logs.append).run()
+    state = torch.load(last, weights_only=True)
+    assert state["stage"] == 1 and state["step"] == 2
+    assert any("stage 1 (refine) step 2/2" in m for m in logs)
+    assert all("am_" not in s for s in state["sources"]), "non-commercial subjects must never train the shipped model"
+    # A finished run resumes to a no-op; a cut run resumes where it stopped.
+    shutil.copy(tmp_path / "smoke" / "stage0.pt", tmp_path / "stage0.pt")
+    logs.clear()
+    Trainer(cfg, log=logs.append).run()
+    assert not any("step 1/" in m for m in logs)
+
+
+def test_lr_schedule_warms_up_and_decays() -> None:
+    from cleanplate.train.config import StageConfig
+
+    stage = StageConfig(steps=100, lr=1e-3, warmup=10, decay_from=0.5)
+    assert lr_at(0, stage) == pytest.approx(1e-4)
+    assert lr_at(30, stage) == pytest.approx(1e-3)
+    assert lr_at(99, stage) < lr_at(60, stage) < 1e-3
+    assert lr_at(100, stage) == pytest.approx(1e-4)
+
+
+def test_losses_vanish_for_perfect_prediction() -> None:
+    pha = torch.rand(2, 1, 16, 16)
+    fgr = torch.rand(2, 3, 16, 16)
+    total, terms = base_loss((pha, fgr, torch.zeros_like(pha), None), pha, fgr)
+    assert float(total) == 0.0
+    step = torch.zeros(1, 1, 8, 8)
+    step[..., 4:] = 1
+    assert float(sobel(step).abs().sum()) > 0
+
+
+def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
+    from cleanplate.errors import InputError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nlearning_rate = 1\n')
+    with pytest.raises(InputError, match="learning_rate"):
+        load_config(bad)
