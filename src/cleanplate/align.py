@@ -45,13 +45,27 @@ def _gray(image: np.ndarray, scale: float) -> np.ndarray:
     return g
 
 
-def _features(gray: np.ndarray) -> tuple[list, np.ndarray | None]:
-    detector = cv2.ORB_create(nfeatures=4000, fastThreshold=10)
-    keypoints, descriptors = detector.detectAndCompute(gray, None)
-    if descriptors is None or len(keypoints) < MIN_INLIERS:
-        detector = cv2.AKAZE_create(threshold=1e-4)
-        keypoints, descriptors = detector.detectAndCompute(gray, None)
-    return keypoints, descriptors
+def _orb(gray: np.ndarray) -> tuple[list, np.ndarray | None]:
+    edge = max(8, min(31, min(gray.shape[:2]) // 4))  # small images need a small border
+    orb = cv2.ORB_create(nfeatures=4000, fastThreshold=10, edgeThreshold=edge, patchSize=edge)
+    keypoints, descriptors = orb.detectAndCompute(gray, None)
+    return list(keypoints), descriptors
+
+
+def _sift(gray: np.ndarray) -> tuple[list, np.ndarray | None]:
+    keypoints, descriptors = cv2.SIFT_create(nfeatures=4000).detectAndCompute(gray, None)
+    return list(keypoints), descriptors
+
+
+def _features(a: np.ndarray, b: np.ndarray) -> tuple[list, np.ndarray | None, list, np.ndarray | None, int]:
+    """Keypoints/descriptors for both images with one detector: ORB (fast), SIFT when ORB finds too few."""
+    kp_a, des_a = _orb(a)
+    kp_b, des_b = _orb(b)
+    if min(len(kp_a), len(kp_b)) >= 4 * MIN_INLIERS:
+        return kp_a, des_a, kp_b, des_b, cv2.NORM_HAMMING
+    kp_a, des_a = _sift(a)
+    kp_b, des_b = _sift(b)
+    return kp_a, des_a, kp_b, des_b, cv2.NORM_L2
 
 
 def _scale_matrix(s: float) -> np.ndarray:
@@ -64,13 +78,9 @@ def estimate_homography(plate: np.ndarray, frame: np.ndarray) -> Alignment:
     ph, pw = plate.shape[:2]
     fs = min(1.0, WORK_SIDE / max(fh, fw))
     ps = min(1.0, WORK_SIDE / max(ph, pw))
-    kp_f, des_f = _features(_gray(frame, fs))
-    kp_p, des_p = _features(_gray(plate, ps))
+    kp_f, des_f, kp_p, des_p, norm = _features(_gray(frame, fs), _gray(plate, ps))
     if des_f is None or des_p is None or len(kp_f) < MIN_INLIERS or len(kp_p) < MIN_INLIERS:
         raise ValueError("too few features (flat or blurred images)")
-    if des_f.dtype != des_p.dtype or des_f.shape[1] != des_p.shape[1]:
-        raise ValueError("frame and plate gave different kinds of features")
-    norm = cv2.NORM_HAMMING if des_f.dtype == np.uint8 else cv2.NORM_L2
     pairs = cv2.BFMatcher(norm).knnMatch(des_p, des_f, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
     if len(good) < MIN_INLIERS:
@@ -115,7 +125,7 @@ def align_plate(plate: np.ndarray, frame: np.ndarray) -> np.ndarray:
     size = frame.shape[:2]
     try:
         fit = estimate_homography(plate, frame)
-    except (ValueError, cv2.error, np.linalg.LinAlgError) as exc:
+    except Exception as exc:  # noqa: BLE001 - best effort by contract: any failure falls back with a warning
         note = "" if aspect_matches(plate.shape[:2], size) else "; the plate's aspect differs, so it is stretched"
         warnings.warn(
             f"plate alignment failed ({exc}); using the plate unaligned{note}", AlignmentWarning, stacklevel=2
