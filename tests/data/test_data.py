@@ -1,0 +1,95 @@
+"""Data generation: determinism, value ranges, the documented split and licence filtering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cleanplate.data import perturb
+from cleanplate.data.procedural import procedural_subject
+from cleanplate.data.split import is_holdout_background, is_holdout_subject, license_allows_training
+from cleanplate.data.subjects import Subject, estimate_foreground
+from cleanplate.train.dataset import Mix, load_training_pool, make_sample
+
+
+def _pool() -> tuple[list[Subject], list[np.ndarray]]:
+    rng = np.random.default_rng(1)
+    subject = procedural_subject(rng, 96)
+    backgrounds = [rng.uniform(0, 1, (80, 120, 3)).astype(np.float32)]
+    return [subject], backgrounds
+
+
+def test_sample_is_a_pure_function_of_its_seed() -> None:
+    subjects, backgrounds = _pool()
+    a = make_sample(np.random.default_rng([3, 7]), subjects, backgrounds, (64, 96), Mix())
+    b = make_sample(np.random.default_rng([3, 7]), subjects, backgrounds, (64, 96), Mix())
+    c = make_sample(np.random.default_rng([3, 8]), subjects, backgrounds, (64, 96), Mix())
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sample_shapes_ranges_and_compositing(seed: int) -> None:
+    subjects, backgrounds = _pool()
+    s = make_sample(np.random.default_rng(seed), subjects, backgrounds, (64, 96), Mix(shadow=0, background_change=0))
+    assert s["src"].shape == s["bgr"].shape == s["fgr"].shape == (64, 96, 3)
+    assert s["pha"].shape == (64, 96)
+    for arr in s.values():
+        assert arr.dtype == np.float32 and arr.min() >= 0 and arr.max() <= 1
+    # Where the subject is opaque the frame shows the foreground (up to sensor noise).
+    opaque = s["pha"] > 0.999
+    if opaque.any():
+        assert np.abs(s["src"][opaque] - s["fgr"][opaque]).mean() < 0.03
+
+
+def test_empty_frames_have_zero_alpha() -> None:
+    subjects, backgrounds = _pool()
+    s = make_sample(np.random.default_rng(0), subjects, backgrounds, (32, 32), Mix(real=0, procedural=0, empty=1))
+    assert s["pha"].max() == 0
+
+
+def test_plate_drift_levels_grow() -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    plate = np.stack([np.sin(xx / 3), np.cos(yy / 4), np.sin((xx + yy) / 5)], -1).astype(np.float32) * 0.4 + 0.5
+    diffs = [
+        np.abs(perturb.perturb_plate(plate, np.random.default_rng(5), lvl) - plate).mean() for lvl in perturb.LEVELS
+    ]
+    assert diffs[0] < 0.02 < diffs[2]
+    assert diffs[0] < diffs[1] < diffs[2]
+    assert perturb.perturb_plate(plate, rng, "high").dtype == np.float32
+
+
+def test_blur_fusion_recovers_a_flat_foreground() -> None:
+    fg, bg = np.array([0.9, 0.2, 0.1], np.float32), np.array([0.1, 0.3, 0.8], np.float32)
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[:, 20:] = 1
+    alpha[:, 18:22] = np.linspace(0.2, 0.8, 4)
+    image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    est = estimate_foreground(image, alpha, radii=(9, 3))
+    assert np.abs(est[:, 20:] - fg).max() < 0.05  # alpha >= 0.6: accurate
+    assert np.abs(est[:, 18:20] - fg).max() < 0.2  # thin low-alpha edge: much closer to F than the image is
+    assert np.abs(image[:, 18] - fg).max() > 0.5
+
+
+def test_split_and_licences() -> None:
+    assert is_holdout_subject("am_GT01") and is_holdout_subject("vm_valid_00011")
+    assert not is_holdout_subject("vm_train_00001")
+    assert is_holdout_background("skimage_brick")
+    assert license_allows_training("MIT") and license_allows_training("CC0-1.0")
+    assert not license_allows_training("CC-BY-NC-SA-4.0")
+    assert not license_allows_training("unstated (research benchmark)")
+
+
+def test_training_pool_never_contains_holdout_or_noncommercial(data_dir: Path) -> None:
+    subjects, backgrounds, sources = load_training_pool(
+        data_dir / "train" / "gt", [data_dir / "train" / "backgrounds"], long_side=64
+    )
+    ids = {s.id for s in subjects}
+    assert ids and not any(is_holdout_subject(i) for i in ids)
+    assert not any(i.startswith("am_") for i in ids)
+    assert not any("skimage_brick" in s for s in sources)
+    assert len(backgrounds) == 34 - 6
