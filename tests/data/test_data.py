@@ -69,9 +69,8 @@ def test_blur_fusion_recovers_a_flat_foreground() -> None:
     alpha[:, 20:] = 1
     alpha[:, 18:22] = np.linspace(0.2, 0.8, 4)
     image = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
-    est = estimate_foreground(image, alpha, radii=(9, 3))
-    assert np.abs(est[:, 20:] - fg).max() < 0.05  # alpha >= 0.6: accurate
-    assert np.abs(est[:, 18:20] - fg).max() < 0.2  # thin low-alpha edge: much closer to F than the image is
+    est = estimate_foreground(image, alpha)
+    assert np.abs(est[:, 18:] - fg).max() < 0.03  # the image itself is off by up to 0.64 there
     assert np.abs(image[:, 18] - fg).max() > 0.5
 
 
