@@ -33,7 +33,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
             raise OutputError(f"cannot write {final}: {blocker} is a file, not a folder")
         raise OutputError(f"output folder {parent} does not exist")
     if not parent.is_dir():
-        raise OutputError(f"cannot write {final}: {parent} is not a folder")
+        raise OutputError(f"cannot write {final}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {parent} is not writable")
     return final

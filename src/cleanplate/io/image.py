@@ -25,7 +25,7 @@ WRITE_FORMATS: dict[str, tuple[str, dict]] = {
     ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
     ".tif": ("TIFF", {"compression": "tiff_adobe_deflate"}),
     ".tiff": ("TIFF", {"compression": "tiff_adobe_deflate"}),
-    ".webp": ("WEBP", {"lossless": True, "quality": 100}),
+    ".webp": ("WEBP", {"lossless": True, "quality": 100, "exact": True}),
 }
 ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 

@@ -1,0 +1,607 @@
+"""Read and write video with PyAV: exact frames, kept timestamps, rotation, audio, safe partial files.
+
+Reading (:class:`VideoReader`) decodes every frame (no frame-rate guessing, so the count is exact),
+keeps each frame's pts (variable frame rate survives), turns frames upright from the display
+matrix / legacy ``rotate`` tag, and seeks to ``start`` then decodes forward to the exact frame.
+
+Writing (:func:`open_writer`) starts the stream lazily from the first frame, stamps every frame
+with the pts it is given (in the input's time base), interleaves the input's audio, and writes to
+a hidden temp file renamed on success. If the run stops early (Ctrl-C, an error) the container is
+still closed properly, so the frames done form a valid, playable file kept as ``NAME.partial.EXT``
+(never under the final name); :meth:`abort` returns that path so the caller can say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import InputError, OutputError
+from .atomic import check_output, temp_path_for
+from .audio import AudioCarrier
+from .formats import OutputSpec, check_encoder, sequence_regex
+
+PARTIAL_TAG = ".partial"
+SEEK_EPS = 1e-4  # seconds; a frame at start - eps still counts as "at start"
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns without decoding. ``width``/``height`` are upright (after rotation)."""
+
+    path: Path
+    width: int
+    height: int
+    rotation: int  # counter-clockwise degrees applied for display: 0, 90, 180 or 270
+    time_base: Fraction
+    rate: Fraction | None  # average frame rate; None when the container does not say
+    frames: int | None  # container's frame count (may be missing or approximate)
+    duration: float | None  # seconds
+    codec: str
+    audio_codec: str | None
+    alpha: bool  # the stream carries alpha (ProRes 4444, VP9 alpha, PNG/FFV1 with alpha)
+    origin: float = 0.0  # seconds of the stream's first timestamp; start/end count from here
+
+    @property
+    def estimated_frames(self) -> int | None:
+        """Best guess of the number of frames, for progress bars only."""
+        if self.frames:
+            return self.frames
+        if self.duration and self.rate:
+            return max(1, round(self.duration * float(self.rate)))
+        return None
+
+
+class Frame(NamedTuple):
+    """One decoded frame: ``image`` upright uint8 H×W×3 RGB (H×W×4 with ``alpha=True``)."""
+
+    image: np.ndarray
+    pts: int
+    time_base: Fraction
+    index: int  # position among the frames this reader yielded (0-based)
+
+    @property
+    def time(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a video")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except PermissionError as exc:
+        raise InputError(f"{path}: permission denied") from exc
+    except av.error.InvalidDataError as exc:
+        raise InputError(f"{path}: not a video file, or corrupt (FFmpeg cannot parse it)") from exc
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"{path}: cannot open video ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        has = f" (it has {', '.join(kinds)} only)" if kinds else ""
+        raise InputError(f"{path}: no video stream{has}")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise InputError(f"{path}: unsupported video codec (this FFmpeg build has no decoder for it)")
+    return stream
+
+
+def _stream_rotation(stream: av.video.stream.VideoStream) -> int:
+    """Counter-clockwise display rotation from the legacy ``rotate`` tag (clockwise degrees)."""
+    tag = stream.metadata.get("rotate")
+    if tag is None:
+        return 0
+    try:
+        return _snap(-float(tag))
+    except ValueError:
+        return 0
+
+
+def _snap(degrees: float) -> int:
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _has_alpha(stream: av.video.stream.VideoStream) -> bool:
+    if stream.metadata.get("alpha_mode") == "1" or stream.metadata.get("ALPHA_MODE") == "1":
+        return True
+    fmt = stream.codec_context.format
+    return bool(fmt is not None and any(c.is_alpha for c in fmt.components))
+
+
+def _first_rotation(container: av.container.InputContainer, stream, path: Path) -> int:
+    """The display rotation of the first frame (decoders attach the display matrix to frames).
+
+    Raises :class:`InputError` when not a single frame decodes.
+    """
+    try:
+        for frame in container.decode(stream):
+            return _snap(frame.rotation) if frame.rotation else _stream_rotation(stream)
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: corrupt video, no frame decodes ({_reason(exc)})") from exc
+    raise InputError(f"{path}: no decodable video frames")
+
+
+def probe(path: str | os.PathLike, *, decode_first: bool = True) -> VideoInfo:
+    """Describe a video; one-line :class:`InputError` for missing, corrupt or unsupported files."""
+    p = Path(path)
+    with _open_input(p) as container:
+        stream = _video_stream(container, p)
+        rotation = _first_rotation(container, stream, p) if decode_first else _stream_rotation(stream)
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            w, h = h, w
+        duration = None
+        if stream.duration:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        audio = container.streams.audio[0].codec_context if container.streams.audio else None
+        return VideoInfo(
+            path=p,
+            width=w,
+            height=h,
+            rotation=rotation,
+            time_base=stream.time_base or Fraction(1, 1000),
+            rate=stream.average_rate or stream.guessed_rate or None,
+            frames=stream.frames or None,
+            duration=duration,
+            codec=stream.codec_context.name,
+            audio_codec=audio.name if audio is not None else None,
+            alpha=_has_alpha(stream),
+            origin=float((stream.start_time or 0) * (stream.time_base or 0)),
+        )
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a counter-clockwise display rotation (0/90/180/270) to an H×W×C array."""
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+class VideoReader:
+    """Iterate over the frames of a video as :class:`Frame` tuples; a context manager.
+
+    ``start``/``end`` are seconds from the first frame (end exclusive); ``frame_range`` = (a, b)
+    keeps frames a..b-1 by decode order instead. ``alpha=True`` yields RGBA (VP9 alpha is decoded
+    with libvpx, which FFmpeg's native VP9 decoder would drop).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        frame_range: tuple[int, int | None] | None = None,
+        alpha: bool = False,
+        threads: bool = True,
+    ) -> None:
+        if start is not None and start < 0:
+            raise InputError(f"--start must be >= 0 seconds; got {start}")
+        if start is not None and end is not None and end <= start:
+            raise InputError(f"--end ({end}s) must be after --start ({start}s)")
+        self.path = Path(path)
+        self.info = probe(self.path)
+        self.start, self.end, self.frame_range = start, end, frame_range
+        self.alpha = alpha
+        self.threads = threads
+        self._container: av.container.InputContainer | None = None
+        self.decoded = 0  # frames yielded so far
+
+    # context manager -------------------------------------------------------------------------
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    # iteration -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Frame]:
+        self.close()
+        self._container = _open_input(self.path)
+        stream = _video_stream(self._container, self.path)
+        if self.threads:
+            stream.thread_type = "AUTO"
+        tb = stream.time_base or Fraction(1, 1000)
+        origin = (stream.start_time or 0) * tb
+        start = (self.start or 0.0) + float(origin)
+        end = None if self.end is None else self.end + float(origin)
+        source = self._decode(stream, start if self.start else None)
+        step = 1 / float(self.info.rate) if self.info.rate else 1 / 25
+        last_pts: int | None = None
+        index = 0
+        for position, frame in enumerate(source):
+            pts = frame.pts
+            if pts is None:  # raw streams without timestamps: synthesize from the rate
+                pts = round(position * step / tb)
+            t = float(pts * tb)
+            if self.start and t < start - SEEK_EPS:
+                continue
+            if end is not None and t >= end - SEEK_EPS:
+                break
+            if self.frame_range is not None:
+                a, b = self.frame_range
+                if position < a:
+                    continue
+                if b is not None and position >= b:
+                    break
+            if last_pts is not None and pts <= last_pts:  # broken files: keep order strictly increasing
+                pts = last_pts + 1
+            last_pts = pts
+            yield Frame(self._to_array(frame), pts, tb, index)
+            index += 1
+            self.decoded = index
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        image = frame.to_ndarray(format="rgba" if self.alpha else "rgb24")
+        rotation = _snap(frame.rotation) if frame.rotation else self.info.rotation
+        return upright(image, rotation)
+
+    def _decode(self, stream, start: float | None) -> Iterator[av.VideoFrame]:
+        try:
+            yield from self._decode_frames(stream, start)
+        except av.error.InvalidDataError as exc:
+            raise InputError(f"{self.path}: corrupt video data after {self.decoded} frames ({_reason(exc)})") from exc
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: cannot decode video after {self.decoded} frames ({_reason(exc)})") from exc
+
+    def _decode_frames(self, stream, start: float | None) -> Iterator[av.VideoFrame]:
+        container = self._container
+        assert container is not None
+        if self.alpha and stream.codec_context.name in ("vp9", "vp8") and _has_alpha(stream):
+            # FFmpeg's native VP9 decoder drops the alpha plane; libvpx reads it. No seeking here:
+            # alpha reading is for checking outputs, which are decoded from the top.
+            decoder = av.CodecContext.create("libvpx-vp9" if stream.codec_context.name == "vp9" else "libvpx", "r")
+            for packet in container.demux(stream):
+                yield from decoder.decode(packet)
+            return
+        frames = container.decode(stream)
+        if start is not None and start > 0:
+            try:
+                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+                frames = container.decode(stream)
+                first = next(frames, None)
+            except av.FFmpegError:
+                first = None
+            # A broken index can land after ``start``: then decode from the top and skip instead.
+            if first is None or first.pts is None or float(first.pts * stream.time_base) > start + SEEK_EPS:
+                container.seek(0)
+                frames = container.decode(stream)
+            else:
+                yield first
+        yield from frames
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+class FrameWriter(Protocol):
+    """What the pipeline needs from an output: write frames, then finish or abort."""
+
+    spec: OutputSpec
+    frames: int
+
+    def write(self, image: np.ndarray, pts: int) -> None: ...
+    def finish(self) -> Path | None: ...
+    def abort(self) -> Path | None: ...
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """Where the audio for an output comes from and how it is cut (seconds, input timeline)."""
+
+    path: Path
+    start: float = 0.0
+    end: float | None = None
+    offset: float = 0.0  # input time of the first video frame written
+
+
+def partial_path(final: Path) -> Path:
+    """``out.mov`` → ``out.partial.mov`` (``out.partial-2.mov`` … when taken); folders too."""
+    suffix = final.suffix if not final.is_dir() else ""
+    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    candidate = final.with_name(f"{stem}{PARTIAL_TAG}{suffix}")
+    n = 2
+    while candidate.exists():
+        candidate = final.with_name(f"{stem}{PARTIAL_TAG}-{n}{suffix}")
+        n += 1
+    return candidate
+
+
+def check_writable(spec: OutputSpec, force: bool) -> None:
+    """Refuse before any work when an output exists (without ``force``) or cannot be written."""
+    check_encoder(spec.preset)
+    if not spec.is_sequence:
+        check_output(spec.path, force)
+        return
+    folder = spec.path
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output {folder} is a file, not a folder for PNG frames")
+    if folder.is_dir():
+        if not force and any(_sequence_files(folder, spec.pattern or "")):
+            raise OutputError(f"output folder {folder} already holds {spec.pattern} frames (use --force to overwrite)")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {folder} is not writable")
+        return
+    parent = next((p for p in folder.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create output folder {folder}: {parent} is not a writable folder")
+
+
+def _sequence_files(folder: Path, pattern: str) -> Iterator[Path]:
+    regex = sequence_regex(pattern)
+    return (p for p in folder.iterdir() if regex.match(p.name))
+
+
+def _even(n: int) -> int:
+    return n + (n & 1)
+
+
+class VideoFileWriter:
+    """Encode frames into one video container (see the module docstring for the file policy)."""
+
+    def __init__(
+        self,
+        spec: OutputSpec,
+        *,
+        time_base: Fraction,
+        rate: Fraction | None = None,
+        audio: AudioSource | None = None,
+        force: bool = False,
+    ) -> None:
+        check_writable(spec, force)
+        self.spec, self.force = spec, force
+        self.time_base, self.rate, self.audio_source = time_base, rate, audio
+        self.frames = 0
+        self.tmp = temp_path_for(spec.path)
+        self._container: av.container.OutputContainer | None = None
+        self._stream = None
+        self._audio: AudioCarrier | None = None
+        self._last_pts: int | None = None
+        self._pad = (0, 0)
+        self.audio_mode: str | None = None  # 'copy', or the codec audio was re-encoded to
+        self.audio_note: str | None = None  # why audio is missing or short, when it is
+
+    # lazy init from the first frame -----------------------------------------------------------
+    def _open(self, image: np.ndarray) -> None:
+        preset = self.spec.preset
+        pix_fmt = preset.pix_fmt_for(self.spec.channels)
+        h, w = image.shape[:2]
+        subsampled = pix_fmt.startswith(("yuv420", "yuva420", "yuv422", "yuva422"))
+        width, height = (_even(w), _even(h)) if subsampled else (w, h)
+        self._pad = (height - h, width - w)
+        try:
+            container = av.open(str(self.tmp), "w", format=preset.container)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.spec.path}: {_reason(exc)}") from exc
+        try:
+            stream = container.add_stream(preset.codec, options=preset.options_for(self.spec.kind))
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            stream.time_base = self.time_base
+            cc = stream.codec_context
+            cc.time_base = self.time_base
+            if self.rate:
+                cc.framerate = self.rate
+            cc.thread_type = "AUTO"
+            self._full_range = preset.full_range or self.spec.kind == "alpha"
+            if pix_fmt.startswith("yuv"):
+                cc.colorspace = 1  # BT.709, also used for the RGB→YUV conversion below
+                cc.color_primaries = 1
+                cc.color_trc = 1
+                cc.color_range = 2 if self._full_range else 1
+            if self.audio_source is not None:
+                try:
+                    self._audio = AudioCarrier(
+                        self.audio_source.path,
+                        container,
+                        start=self.audio_source.start,
+                        end=self.audio_source.end,
+                        offset=self.audio_source.offset,
+                        reencode=preset.audio_codec,
+                    )
+                    self.audio_mode = self._audio.mode
+                except (av.FFmpegError, ValueError, IndexError) as exc:
+                    self.audio_note = f"audio dropped ({_reason(exc)})"
+        except BaseException:
+            container.close()
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            raise
+        self._container, self._stream, self._pix_fmt = container, stream, pix_fmt
+
+    def _frame(self, image: np.ndarray) -> av.VideoFrame:
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if any(self._pad):
+            pad = ((0, self._pad[0]), (0, self._pad[1])) + (((0, 0),) if image.ndim == 3 else ())
+            image = np.pad(image, pad, mode="edge")
+        fmt = {2: "gray", 3: "rgb24", 4: "rgba"}[image.ndim if image.ndim == 2 else image.shape[2]]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
+        if self._pix_fmt.startswith("yuv"):
+            frame = frame.reformat(
+                format=self._pix_fmt, dst_colorspace="itu709", dst_color_range=2 if self._full_range else 1
+            )
+        return frame
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        """Encode one frame with timestamp ``pts`` (in ``time_base``; strictly increasing)."""
+        if self._container is None:
+            self._open(image)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        frame = self._frame(image)
+        frame.pts = pts
+        frame.time_base = self.time_base
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+        if self._audio is not None:
+            self._audio_step(self._audio.mux_until, float(pts * self.time_base))
+
+    def _audio_step(self, fn, *args) -> None:
+        """Run an audio step; a broken audio stream ends the audio, never the video."""
+        try:
+            fn(*args)
+        except (av.FFmpegError, ValueError) as exc:
+            self.audio_note = f"audio stopped early ({_reason(exc)})"
+            audio, self._audio = self._audio, None
+            if audio is not None:
+                audio.close()
+
+    def _close(self, complete: bool) -> None:
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            for packet in self._stream.encode(None):
+                container.mux(packet)
+            if self._audio is not None:
+                self._audio_step(self._audio.finish if complete else self._audio.flush)
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+            container.close()
+
+    def finish(self) -> Path | None:
+        """Flush, close and move the file to its final name; None when no frame was written."""
+        if self._container is None:
+            return None
+        try:
+            self._close(complete=True)
+        except BaseException:
+            self._discard()
+            raise
+        if self.spec.path.exists() and not self.force:
+            kept = partial_path(self.spec.path)
+            os.replace(self.tmp, kept)
+            raise OutputError(f"output {self.spec.path} appeared while writing; the result is kept as {kept}")
+        os.replace(self.tmp, self.spec.path)
+        return self.spec.path
+
+    def abort(self) -> Path | None:
+        """Close what was written so it stays playable and keep it as ``NAME.partial.EXT``."""
+        if self._container is None:
+            self._discard()
+            return None
+        try:
+            self._close(complete=False)
+        except Exception:
+            self._discard()
+            return None
+        if self.frames == 0 or not self.tmp.exists():
+            self._discard()
+            return None
+        target = partial_path(self.spec.path)
+        os.replace(self.tmp, target)
+        return target
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+class SequenceWriter:
+    """Write one PNG per frame. Frames go to a staging folder ``NAME.partial`` beside the target
+    (each PNG written under a temp name and renamed, so no half PNG ever exists) and are moved into
+    the target folder when the run completes; an interrupted run leaves the staging folder.
+    """
+
+    def __init__(self, spec: OutputSpec, *, force: bool = False, **_: object) -> None:
+        check_writable(spec, force)
+        self.spec, self.force = spec, force
+        self.pattern = spec.pattern or "%06d.png"
+        self.frames = 0
+        self.stage: Path | None = None
+        self.audio_mode: str | None = None
+        self.audio_note: str | None = None
+
+    def write(self, image: np.ndarray, pts: int) -> None:
+        if self.stage is None:
+            self.stage = partial_path(self.spec.path)
+            try:
+                self.stage.mkdir(parents=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create {self.stage}: {_reason(exc)}") from exc
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+        name = self.pattern % self.frames
+        tmp = self.stage / f".tmp-{secrets.token_hex(3)}-{name}"
+        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+            raise OutputError(f"cannot write {tmp}")
+        os.replace(tmp, self.stage / name)
+        self.frames += 1
+
+    def finish(self) -> Path | None:
+        if self.stage is None:
+            return None
+        folder = self.spec.path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {folder}: {_reason(exc)}") from exc
+        written = {self.pattern % i for i in range(self.frames)}
+        if self.force:  # stale frames of an earlier, longer run would corrupt the sequence
+            for stale in _sequence_files(folder, self.pattern):
+                if stale.name not in written:
+                    stale.unlink()
+        for name in sorted(written):
+            os.replace(self.stage / name, folder / name)
+        shutil.rmtree(self.stage, ignore_errors=True)
+        return folder
+
+    def abort(self) -> Path | None:
+        if self.stage is None:
+            return None
+        if self.frames == 0:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            return None
+        for leftover in self.stage.glob(".tmp-*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        return self.stage
+
+
+def open_writer(
+    spec: OutputSpec,
+    *,
+    time_base: Fraction,
+    rate: Fraction | None = None,
+    audio: AudioSource | None = None,
+    force: bool = False,
+) -> FrameWriter:
+    """The writer for ``spec``: a video file or a PNG sequence. Nothing is created before the first frame."""
+    if spec.is_sequence:
+        return SequenceWriter(spec, force=force)
+    return VideoFileWriter(spec, time_base=time_base, rate=rate, audio=audio, force=force)
