@@ -38,6 +38,20 @@ def test_two_stages_resume_and_export(smoke_config: Path, tmp_path: Path) -> Non
     logs.clear()
     Trainer(cfg, log=logs.append).run()
     assert not any("step 1/" in m for m in logs)
+    # The run exports to a shippable fp16 checkpoint that the API loads and fine-tuning starts from.
+    from cleanplate import load
+    from cleanplate.models.checkpoint import inspect_checkpoint
+    from cleanplate.train.export import export_run, initial_weights
+
+    model_path = export_run(last, tmp_path / "model.pt", meta={"note": "smoke"})
+    info = inspect_checkpoint(model_path)
+    assert info["backbone"] == "mobilenetv2" and info["architecture"] == "MattingRefine"
+    matte = load(str(model_path), device="cpu").matte(
+        (torch.rand(40, 52, 3) * 255).byte().numpy(), (torch.rand(40, 52, 3) * 255).byte().numpy()
+    )
+    assert matte.alpha.shape == (40, 52)
+    weights = initial_weights(str(model_path))
+    assert torch.allclose(weights["refiner.conv1.weight"], state["model"]["refiner.conv1.weight"], atol=1e-2)
 
 
 def test_lr_schedule_warms_up_and_decays() -> None:

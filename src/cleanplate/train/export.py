@@ -12,9 +12,9 @@ from ..errors import CheckpointError
 def initial_weights(init: str) -> dict[str, torch.Tensor]:
     """State dict to start from: 'default' (shipped model) or any checkpoint path."""
     from ..models.checkpoint import load_checkpoint
-    from ..models.registry import resolve_model_path
+    from ..models.registry import DEFAULT_WEIGHTS
 
-    path = resolve_model_path(init) if init == "default" else Path(init)
+    path = DEFAULT_WEIGHTS if init == "default" else Path(init)
     model, _ = load_checkpoint(path)
     return model.state_dict()
 

@@ -149,7 +149,7 @@ class Trainer:
             if step % cfg.log_every == 0 or step == stage.steps:
                 rate = (step - first_step) / (time.monotonic() - t0)
                 eta = (stage.steps - step) / max(rate, 1e-9)
-                parts = " ".join(f"{k}={float(v):.4f}" for k, v in terms.items())
+                parts = " ".join(f"{k}={float(v.detach()):.4f}" for k, v in terms.items())
                 self.log(
                     f"stage {index} ({stage.kind}) step {step}/{stage.steps} loss={float(loss):.4f} {parts} "
                     f"lr={lr_at(step, stage):.2e} {rate:.2f} it/s eta {eta / 60:.1f} min"
