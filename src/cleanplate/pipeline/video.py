@@ -1,0 +1,398 @@
+"""Matte a whole video: decode thread → batched inference (main thread) → one encode thread per output.
+
+Why this shape: decoding, the network and encoding each take real time; with bounded queues
+between them they overlap, so the slowest stage (the network) sets the pace and memory does not
+grow with the video's length. Inference stays on the main thread so Ctrl-C lands there: decoding
+stops, the frames already matted are encoded, every output is closed properly (a valid, playable
+file) and kept under a ``.partial`` name; :class:`VideoInterrupted` carries where.
+
+On CUDA, frames are staged in pinned memory and copied with ``non_blocking``; results come back
+the same way and each batch carries a CUDA event the encoder waits on, so the GPU is never idle
+waiting for the encoder. On CPU the same code runs without events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError, OutputError
+from ..io.formats import OutputSpec
+from ..io.video import AudioSource, FrameWriter, VideoInfo, VideoReader, check_writable, open_writer, probe
+from .align import AlignStats, PlateAligner
+from .background import Background
+from .color import ColorMatcher
+from .plates import load_plate
+from .smooth import MatteSmoother
+from .workers import END, Worker, deferred_sigint, discard, drain, put, put_checked
+
+
+@dataclass
+class VideoOptions:
+    """How to process a video (the CLI flags of ``cleanplate video``)."""
+
+    start: float | None = None  # seconds from the first frame
+    end: float | None = None  # exclusive
+    batch_size: int = 1
+    background: str | Path | None = None  # for comp outputs: colour, image, video or 'blur'
+    background_loop: bool = True  # a shorter background video loops (else holds its last frame)
+    align: bool = False  # per-frame plate alignment (handheld / drifting camera)
+    match_color: bool = False  # per-frame exposure / white-balance matching of the plate
+    smooth: float = 0.0  # temporal matte smoothing strength in [0, 1)
+    audio: bool = True
+    force: bool = False
+    progress: bool = True
+    queue_batches: int = 3  # bounded queues: at most this many batches wait between two stages
+    on_batch: Callable[[int], None] | None = None  # called with the frame count after each batch
+
+
+@dataclass
+class VideoResult:
+    """What a run produced. ``outputs`` are final paths, or ``.partial`` paths when not ``complete``."""
+
+    frames: int
+    outputs: list[Path]
+    complete: bool
+    seconds: float
+    expected_frames: int | None = None
+    align: AlignStats | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class VideoInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`process_video`; ``result`` says what was kept (partial outputs)."""
+
+    def __init__(self, result: VideoResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+@dataclass
+class _Batch:
+    images: torch.Tensor  # (B, H, W, 3) uint8, pinned on CUDA
+    pts: list[int]  # output pts (input pts minus the first frame's)
+    backgrounds: torch.Tensor | None = None  # (B, H, W, 3) uint8 for video / blur backgrounds
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+@dataclass
+class _Sink:
+    writer: FrameWriter
+    queue: queue.Queue
+    worker: Worker
+
+
+def check_outputs(outputs: Sequence[OutputSpec], source: Path, force: bool) -> None:
+    """Refuse up front: duplicated outputs, an output that is the input, existing files."""
+    seen: dict[Path, OutputSpec] = {}
+    src = source.resolve()
+    for spec in outputs:
+        key = spec.path.resolve()
+        if key == src:
+            raise OutputError(f"output {spec.path} is the input video; choose another name")
+        if key in seen:
+            raise OutputError(f"{spec.path} is given twice (as {seen[key].kind} and {spec.kind})")
+        seen[key] = spec
+        check_writable(spec, force)
+    if not outputs:
+        raise InputError("no output given: use -o PATH (e.g. -o out.mov) or --save KIND=PATH")
+
+
+def process_video(
+    matter: Any,
+    source: str | Path,
+    outputs: Sequence[OutputSpec],
+    plate: str | Path | np.ndarray | None = None,
+    *,
+    plate_frames: tuple[int, int | None] | None = None,
+    options: VideoOptions | None = None,
+) -> VideoResult:
+    """Matte ``source`` against ``plate`` (image, clip, array) or the input's ``plate_frames``.
+
+    ``matter``: a :class:`cleanplate.Matter` (anything with ``matte_tensor`` and ``device``).
+    Raises :class:`VideoInterrupted` on Ctrl-C (outputs kept as partial files); on any other
+    failure the exception gets a ``partial`` attribute (the :class:`VideoResult` of what was kept).
+    """
+    options = options or VideoOptions()
+    source = Path(source)
+    if options.batch_size < 1:
+        raise InputError(f"batch size must be at least 1; got {options.batch_size}")
+    if not 0.0 <= options.smooth < 1.0:
+        raise InputError(f"--smooth must be in [0, 1); got {options.smooth}")
+    info = probe(source)
+    check_outputs(outputs, source, options.force)
+    job = _Job(matter, info, list(outputs), options)
+    job.prepare(load_plate(plate, source=source, frame_range=plate_frames))
+    return job.run()
+
+
+class _Job:
+    def __init__(self, matter: Any, info: VideoInfo, outputs: list[OutputSpec], options: VideoOptions) -> None:
+        self.matter, self.info, self.outputs, self.options = matter, info, outputs, options
+        self.size = (info.height, info.width)
+        self.device = torch.device(getattr(matter, "device", "cpu"))
+        self.cuda = self.device.type == "cuda"
+        self.kinds = sorted({spec.kind for spec in outputs})
+        self.first_pts: int | None = None
+        self.first_time = 0.0
+        self.time_base = info.time_base
+        self.inferred = 0
+        self.prev_alpha: torch.Tensor | None = None
+        self.prev_alpha_np: np.ndarray | None = None
+        self.sinks: list[_Sink] = []
+        self.notes: list[str] = []
+
+    # setup --------------------------------------------------------------------------------------
+    def prepare(self, plate: np.ndarray) -> None:
+        from ..plate import match_plate
+
+        opts = self.options
+        self.aligner = PlateAligner(plate, self.size) if opts.align else None
+        if self.aligner is None:
+            self.plate_t = self._to_device(torch.from_numpy(np.array(match_plate(plate, self.size))[None]))
+        self.color = ColorMatcher() if opts.match_color else None
+        self.smoother = MatteSmoother(opts.smooth) if opts.smooth > 0 else None
+        self.background = None
+        self.background_t = None
+        if "comp" in self.kinds:
+            self.background = Background(opts.background, self.size, loop=opts.background_loop)
+            if self.background.still is not None:
+                self.background_t = self._to_device(torch.from_numpy(np.array(self.background.still)[None]))
+
+    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 → (B, 3, H, W) float in [0, 1] on the device (async from pinned memory)."""
+        x = images.to(self.device, non_blocking=self.cuda)
+        return x.permute(0, 3, 1, 2).float().div_(255)
+
+    # stages -------------------------------------------------------------------------------------
+    def _decode(self, out: queue.Queue, stop: threading.Event) -> None:
+        opts = self.options
+        bg = self.background
+        bg_frames = bg.frames() if bg is not None and bg.kind == "video" else None
+        images: list[np.ndarray] = []
+        pts: list[int] = []
+        backgrounds: list[np.ndarray] = []
+
+        def flush() -> bool:
+            batch = _Batch(self._stack(images), list(pts))
+            if backgrounds:
+                batch.backgrounds = self._stack(backgrounds)
+            images.clear(), pts.clear(), backgrounds.clear()
+            return put(out, batch, stop)
+
+        with VideoReader(self.info.path, start=opts.start, end=opts.end) as reader:
+            for frame in reader:
+                if stop.is_set():
+                    return
+                if self.first_pts is None:
+                    self.first_pts, self.first_time = frame.pts, frame.time
+                image = frame.image
+                if image.shape[:2] != self.size:  # a mid-stream resolution change: keep the first size
+                    import cv2
+
+                    image = cv2.resize(image, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+                images.append(image)
+                pts.append(frame.pts - self.first_pts)
+                if bg_frames is not None:
+                    backgrounds.append(next(bg_frames))
+                elif bg is not None and bg.needs_frame:
+                    backgrounds.append(bg.blur(image))
+                if len(images) == opts.batch_size and not flush():
+                    return
+        if images and not flush():
+            return
+        if self.first_pts is None:
+            raise InputError(f"{self.info.path}: no frames in the requested range")
+        put(out, END, stop)
+
+    def _stack(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        t = torch.from_numpy(np.stack(arrays))
+        return t.pin_memory() if self.cuda else t
+
+    def _infer(self, batch: _Batch) -> tuple[dict[str, torch.Tensor], Any]:
+        """Matte one batch; returns uint8 (B, H, W, C) CPU tensors per output kind and a CUDA event."""
+        with torch.inference_mode():
+            src = self._to_device(batch.images)
+            if self.aligner is not None:
+                plates = [self.aligner.warp(img, self.prev_alpha_np) for img in batch.images.numpy()]
+                bgr = self._to_device(self._stack(plates))
+            else:
+                bgr = self.plate_t.expand(len(batch), -1, -1, -1)
+            if self.color is not None:
+                bgr = self.color(src, bgr, self.prev_alpha)
+            alpha, fgr = self.matter.matte_tensor(src, bgr)[:2]
+            alpha, fgr = alpha.float(), fgr.float()
+            if self.smoother is not None:
+                alpha = self.smoother(alpha, src)
+            self.prev_alpha = alpha[-1:]
+            if self.aligner is not None:
+                self.prev_alpha_np = alpha[-1, 0].cpu().numpy()
+            results = {kind: self._render(kind, alpha, fgr, batch) for kind in self.kinds}
+            event = None
+            if self.cuda:
+                event = torch.cuda.Event()
+                event.record()
+            return results, event
+
+    def _render(self, kind: str, alpha: torch.Tensor, fgr: torch.Tensor, batch: _Batch) -> torch.Tensor:
+        if kind == "rgba":
+            x = torch.cat([fgr, alpha], 1)
+        elif kind == "alpha":
+            x = alpha
+        elif kind == "fgr":
+            x = fgr
+        else:  # comp
+            bg = self.background_t if self.background_t is not None else self._to_device(batch.backgrounds)
+            x = fgr * alpha + bg * (1 - alpha)
+        x = x.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return x.to("cpu", non_blocking=self.cuda)
+
+    @staticmethod
+    def _encode(writer: FrameWriter, q: queue.Queue) -> None:
+        while True:
+            item = q.get()
+            if item is END:
+                return
+            arrays, pts, event = item
+            if event is not None:
+                event.synchronize()
+            frames = arrays.numpy()
+            for i, p in enumerate(pts):
+                writer.write(frames[i], p)
+
+    def _open_sinks(self) -> None:
+        audio = None
+        if self.options.audio and self.info.audio_codec is not None:
+            end = None if self.options.end is None else self.options.end + self.info.origin
+            audio = AudioSource(self.info.path, start=0.0, end=end, offset=self.first_time)
+        for spec in self.outputs:
+            writer = open_writer(
+                spec, time_base=self.time_base, rate=self.info.rate, audio=audio, force=self.options.force
+            )
+            q: queue.Queue = queue.Queue(maxsize=self.options.queue_batches)
+            worker = Worker(f"encode-{spec.kind}", lambda w=writer, q=q: self._encode(w, q))
+            worker.start()
+            self.sinks.append(_Sink(writer, q, worker))
+
+    # run ----------------------------------------------------------------------------------------
+    def _expected(self) -> int | None:
+        n = self.info.estimated_frames
+        if n is None or not self.info.rate:
+            return n
+        start = self.options.start or 0.0
+        end = self.options.end
+        duration = self.info.duration or n / float(self.info.rate)
+        span = max(0.0, (min(end, duration) if end is not None else duration) - start)
+        return max(1, round(span * float(self.info.rate))) if (start or end is not None) else n
+
+    def run(self) -> VideoResult:
+        from tqdm import tqdm
+
+        t0 = time.perf_counter()
+        stop = threading.Event()
+        decoded: queue.Queue = queue.Queue(maxsize=self.options.queue_batches)
+        decoder = Worker("decode", lambda: self._decode(decoded, stop))
+        expected = self._expected()
+        bar = tqdm(
+            total=expected,
+            unit="frame",
+            desc=self.info.path.name,
+            disable=not self.options.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        failure: BaseException | None = None
+        interrupted = False
+        decoder.start()
+        try:
+            for batch in drain(decoded, decoder):
+                if not self.sinks:
+                    self._open_sinks()
+                results, event = self._infer(batch)
+                for sink in self.sinks:
+                    put_checked(sink.queue, (results[sink.writer.spec.kind], batch.pts, event), sink.worker)
+                self.inferred += len(batch)
+                bar.update(len(batch))
+                if self.options.on_batch is not None:
+                    self.options.on_batch(self.inferred)
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the outputs are safe
+            failure = exc
+        with deferred_sigint():
+            stop.set()
+            discard(decoded)
+            result = self._close(complete=not interrupted and failure is None, t0=t0, expected=expected)
+            bar.close()
+            decoder.join(timeout=5)
+        if result.complete:
+            return result
+        failure = failure or self._sink_error
+        if interrupted or failure is None:
+            raise VideoInterrupted(result)
+        with contextlib.suppress(AttributeError):
+            failure.partial = result  # type: ignore[attr-defined]
+        raise failure
+
+    _sink_error: BaseException | None = None
+
+    def _close(self, *, complete: bool, t0: float, expected: int | None) -> VideoResult:
+        """Let every encoder finish its queue, then finish (rename) or abort (keep partial) each output."""
+        for sink in self.sinks:
+            while sink.worker.is_alive():
+                try:
+                    sink.queue.put(END, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        for sink in self.sinks:
+            sink.worker.join()
+            if sink.worker.error is not None and self._sink_error is None:
+                self._sink_error = sink.worker.error
+                complete = False
+        paths: list[Path] = []
+        pending = list(self.sinks)
+        try:
+            while pending:
+                sink = pending.pop(0)
+                path = sink.writer.finish() if complete else sink.writer.abort()
+                if path is not None:
+                    paths.append(path)
+        except BaseException:
+            for sink in pending:
+                path = sink.writer.abort()
+                if path is not None:
+                    paths.append(path)
+            raise
+        for sink in self.sinks:
+            note = getattr(sink.writer, "audio_note", None)
+            if note:
+                self.notes.append(f"{sink.writer.spec.path}: {note}")
+        frames = min((sink.writer.frames for sink in self.sinks), default=0)
+        align = self.aligner.stats if self.aligner is not None else None
+        return VideoResult(
+            frames=frames,
+            outputs=paths,
+            complete=complete,
+            seconds=time.perf_counter() - t0,
+            expected_frames=expected,
+            align=align,
+            notes=self.notes,
+        )
