@@ -151,11 +151,16 @@ class Trainer:
                 eta = (stage.steps - step) / max(rate, 1e-9)
                 parts = " ".join(f"{k}={float(v.detach()):.4f}" for k, v in terms.items())
                 self.log(
-                    f"stage {index} ({stage.kind}) step {step}/{stage.steps} loss={float(loss):.4f} {parts} "
+                    f"stage {index} ({stage.kind}) step {step}/{stage.steps} loss={float(loss.detach()):.4f} {parts} "
                     f"lr={lr_at(step, stage):.2e} {rate:.2f} it/s eta {eta / 60:.1f} min"
                 )
                 self._write_log(
-                    {"stage": index, "step": step, "loss": float(loss), **{k: float(v) for k, v in terms.items()}}
+                    {
+                        "stage": index,
+                        "step": step,
+                        "loss": float(loss.detach()),
+                        **{k: float(v.detach()) for k, v in terms.items()},
+                    }
                 )
             if time.monotonic() - last_save > cfg.save_every_s or step == stage.steps:
                 _atomic_save(self._state(index, step, model, opt), self.last_path)
