@@ -321,3 +321,17 @@ def test_default_model_missing_is_one_line(capsys, shots, tmp_path):
         pytest.skip("the default model is installed")
     code, _, err = run(capsys, "image", shots / "a.png", "--plate", shots / "plate.png", "-o", tmp_path / "o")
     assert_user_error(code, err, "default model is not installed")
+
+
+def test_bundled_sample_runs_without_arguments(capsys, tmp_path):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", "--sample", "vtest", "-o", out, "-m", "classical", "--save", "rgba,comp")
+    assert code == 0, err
+    rgba = np.asarray(Image.open(out / "vtest_src.png"))
+    assert rgba.shape == (576, 768, 4)
+    assert (out / "vtest_src_comp.png").is_file()
+
+
+def test_sample_and_sources_are_exclusive(capsys, shots, tmp_path):
+    code, _, err = run(capsys, "image", shots / "a.png", "--sample", "vtest", "-o", tmp_path / "o")
+    assert_user_error(code, err, "--sample")

@@ -151,7 +151,13 @@ def _chunks(n: int, size: int) -> Iterable[range]:
 
 
 @click.command("image")
-@click.argument("sources", nargs=-1, required=True, metavar="SRC...")
+@click.argument("sources", nargs=-1, metavar="SRC...")
+@click.option(
+    "--sample",
+    type=click.Choice(["carpark", "vtest"]),
+    default=None,
+    help="Run on a bundled sample pair instead of SRC and --plate (try it right after installing).",
+)
 @click.option("--plate", "-p", type=click.Path(dir_okay=False, path_type=Path), help="Clean plate for all inputs.")
 @click.option(
     "--plate-dir",
@@ -174,6 +180,7 @@ def _chunks(n: int, size: int) -> Iterable[range]:
 @force_option
 def command(
     sources: tuple[str, ...],
+    sample: str | None,
     plate: Path | None,
     plate_dir: Path | None,
     outdir: Path,
@@ -189,7 +196,17 @@ def command(
     \b
     Example:
       cleanplate image shots/*.jpg --plate shots/plate.jpg -o out/ --save rgba,comp --background beach.jpg
+      cleanplate image --sample carpark -o out/
     """
+    if sample is not None:
+        if sources or plate is not None or plate_dir is not None:
+            raise click.UsageError("--sample replaces SRC and --plate; give one or the other")
+        from ..samples import sample_pair
+
+        src_path, plate = sample_pair(sample)
+        sources = (str(src_path),)
+    if not sources:
+        raise click.UsageError("give at least one SRC (file, folder or glob), or --sample carpark")
     if (plate is None) == (plate_dir is None):
         raise click.UsageError("give exactly one of --plate PLATE or --plate-dir DIR")
     kinds = parse_save(save) if save is not None else (["rgba", "comp"] if background is not None else ["rgba"])
