@@ -33,6 +33,7 @@ from .align import AlignStats, PlateAligner
 from .background import Background
 from .color import ColorMatcher
 from .plates import load_plate
+from .render import render, to_device
 from .smooth import MatteSmoother
 from .workers import END, Worker, deferred_sigint, discard, drain, put, put_checked
 
@@ -176,9 +177,7 @@ class _Job:
                 self.background_t = self._to_device(torch.from_numpy(np.array(self.background.still)[None]))
 
     def _to_device(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, 3) uint8 → (B, 3, H, W) float in [0, 1] on the device (async from pinned memory)."""
-        x = images.to(self.device, non_blocking=self.cuda)
-        return x.permute(0, 3, 1, 2).float().div_(255)
+        return to_device(images, self.device)
 
     # stages -------------------------------------------------------------------------------------
     def _decode(self, out: queue.Queue, stop: threading.Event) -> None:
@@ -251,17 +250,10 @@ class _Job:
             return results, event
 
     def _render(self, kind: str, alpha: torch.Tensor, fgr: torch.Tensor, batch: _Batch) -> torch.Tensor:
-        if kind == "rgba":
-            x = torch.cat([fgr, alpha], 1)
-        elif kind == "alpha":
-            x = alpha
-        elif kind == "fgr":
-            x = fgr
-        else:  # comp
+        bg = None
+        if kind == "comp":
             bg = self.background_t if self.background_t is not None else self._to_device(batch.backgrounds)
-            x = fgr * alpha + bg * (1 - alpha)
-        x = x.mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        return x.to("cpu", non_blocking=self.cuda)
+        return render(kind, alpha, fgr, bg).to("cpu", non_blocking=self.cuda)
 
     @staticmethod
     def _encode(writer: FrameWriter, q: queue.Queue) -> None:
