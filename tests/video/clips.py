@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from PIL import Image
 
 SUBJECT = "vm_train_00001"
@@ -153,3 +154,61 @@ def audio_seconds(path: Path) -> float | None:
         stream = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(stream))
         return samples / stream.codec_context.sample_rate
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures (imported by the conftest of tests/video, tests/pipeline and tests/live)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clip_factory(tmp_path: Path, data_dir: Path):
+    """``make(name, **make_clip kwargs)`` → :class:`Clip` written under tmp_path."""
+
+    def make(name: str = "input.mp4", **kwargs) -> Clip:
+        return make_clip(tmp_path / name, data_dir, **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def fast_matter(reference_dir: Path):
+    """MattingRefine mobilenetv2 with the reference random weights, tuned for speed on tiny frames.
+
+    Random weights give a noisy but deterministic matte: fine for plumbing (frames, timestamps,
+    codecs), not for quality.
+    """
+    import cleanplate
+
+    return cleanplate.load(
+        reference_dir / "fixtures" / "mobilenetv2_seed7.pth",
+        device="cpu",
+        backbone_scale=0.25,
+        refine_sample_pixels=2048,
+    )
+
+
+class FakeMatter:
+    """A stand-in model with a known matte: alpha = 1 where |src − bgr| > 0.1 (mean over RGB), fgr = src.
+
+    Fast and exact, so pipeline tests can check composites and timing logic bit for bit.
+    """
+
+    device = "cpu"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    def matte_tensor(self, src, bgr):
+        import time
+
+        import torch
+
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        alpha = ((src.float() - bgr.float()).abs().mean(1, keepdim=True) > 0.1).float()
+        fgr = src.float()
+        zeros = torch.zeros_like(alpha)
+        return alpha, fgr, zeros, zeros

@@ -54,7 +54,8 @@ class PlateAligner:
         fh, fw = self.frame_size
         ph, pw = plate.shape[:2]
         self.fs = min(1.0, work_side / max(fh, fw))  # frame → work scale
-        self.ps = min(1.0, work_side / max(ph, pw))
+        # the plate is worked at the frame's work scale, so ORB and ECC compare like with like
+        self.ps = self.fs * float(np.sqrt((fh * fw) / (ph * pw)))
         self.ecc = ecc
         self.base = np.diag([fw / pw, fh / ph, 1.0])  # plain resize, plate → frame
         self.previous: np.ndarray | None = None
