@@ -55,15 +55,40 @@ def background(data_dir: Path, size: tuple[int, int], name: str = BACKGROUND) ->
     return np.asarray(img.resize((w, h), Image.Resampling.LANCZOS), np.uint8)
 
 
-def render(data_dir: Path, size: tuple[int, int], n: int, *, static: bool = False, seed: int = 0, noise: float = 3.0):
-    """Frames (uint8) and true alphas of a subject crossing (or standing in) a background."""
+def _drifted(bg: np.ndarray, i: int, drift: float) -> np.ndarray:
+    """The background as a handheld camera sees it at frame ``i``: shifted and slightly rotated."""
+    import cv2
+
+    h, w = bg.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.15 * drift * i, 1.0)
+    m[:, 2] += (drift * i, 0.5 * drift * i)
+    return cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def render(
+    data_dir: Path,
+    size: tuple[int, int],
+    n: int,
+    *,
+    static: bool = False,
+    seed: int = 0,
+    noise: float = 3.0,
+    drift: float = 0.0,
+    exposure: float = 0.0,
+):
+    """Frames (uint8) and true alphas of a subject crossing (or standing in) a background.
+
+    ``drift``: camera pan in pixels per frame; ``exposure``: brightness change per frame (0.02 = +2 %).
+    """
     h, w = size
-    bg = background(data_dir, size).astype(np.float32) / 255
+    bg0 = background(data_dir, size).astype(np.float32) / 255
     fgr, pha = _subject(data_dir, int(h * 0.8))
     sh, sw = pha.shape
     rng = np.random.default_rng(seed)
     frames, alphas = [], []
     for i in range(n):
+        bg = _drifted(bg0, i, drift) if drift else bg0
+        bg = bg * (1 + exposure * i) if exposure else bg
         x = (w - sw) // 2 if static else int(round((w - sw) * (0.15 + 0.7 * i / max(1, n - 1))))
         y = h - sh
         alpha = np.zeros((h, w), np.float32)
@@ -92,13 +117,15 @@ def make_clip(
     codec: str = "libx264",
     seed: int = 0,
     noise: float = 3.0,
+    drift: float = 0.0,
+    exposure: float = 0.0,
 ) -> Clip:
     """Encode a clip to ``path``; ``pts`` (in ``time_base``) gives a variable frame rate.
 
     ``rotation`` stores a display matrix (counter-clockwise degrees, as FFmpeg reports it): the
     frames are stored turned the other way, so a reader that honours it gets ``frames`` back.
     """
-    frames, alphas = render(data_dir, size, n, static=static, seed=seed, noise=noise)
+    frames, alphas = render(data_dir, size, n, static=static, seed=seed, noise=noise, drift=drift, exposure=exposure)
     time_base = time_base or Fraction(1, rate * 100)
     pts = pts or [i * 100 for i in range(n)]
     step = float(time_base) * (pts[1] - pts[0] if len(pts) > 1 else 100)

@@ -180,6 +180,7 @@ def command(
     from ..io.video import probe
     from ..pipeline import VideoInterrupted, VideoOptions, check_outputs, process_video
     from ..pipeline.plates import load_plate, parse_frame_range
+    from ..pipeline.video import check_range
 
     if (plate is None) == (plate_frames is None):
         raise click.UsageError("give exactly one of --plate PLATE or --plate-frames A:B")
@@ -187,6 +188,7 @@ def command(
         raise click.BadParameter(f"--end ({end}s) must be after --start ({start}s)", param_hint="'--end'")
     specs = collect_outputs(outputs, save, format_name)
     info = probe(source)
+    check_range(info, start, end)
     check_outputs(specs, source, force)
     frame_range = parse_frame_range(plate_frames) if plate_frames is not None else None
     plate_image = load_plate(plate, source=source, frame_range=frame_range)

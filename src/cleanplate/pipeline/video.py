@@ -115,6 +115,14 @@ def check_outputs(outputs: Sequence[OutputSpec], source: Path, force: bool) -> N
         raise InputError("no output given: use -o PATH (e.g. -o out.mov) or --save KIND=PATH")
 
 
+def check_range(info: VideoInfo, start: float | None, end: float | None) -> None:
+    """Refuse a --start past the end of the video (when its duration is known) before any work."""
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"--end ({end}s) must be after --start ({start}s)")
+    if start is not None and info.duration is not None and start >= info.duration:
+        raise InputError(f"--start {start:g}s is past the end of {info.path} ({info.duration:.2f}s long)")
+
+
 def process_video(
     matter: Any,
     source: str | Path,
@@ -137,6 +145,7 @@ def process_video(
     if not 0.0 <= options.smooth < 1.0:
         raise InputError(f"--smooth must be in [0, 1); got {options.smooth}")
     info = probe(source)
+    check_range(info, options.start, options.end)
     check_outputs(outputs, source, options.force)
     job = _Job(matter, info, list(outputs), options)
     job.prepare(load_plate(plate, source=source, frame_range=plate_frames))
@@ -305,7 +314,7 @@ class _Job:
             total=expected,
             unit="frame",
             desc=self.info.path.name,
-            disable=not self.options.progress,
+            disable=None if self.options.progress else True,  # None: only on a terminal, not in logs
             file=sys.stderr,
             dynamic_ncols=True,
             leave=False,
