@@ -42,7 +42,7 @@ def test_sequence_folder_and_pattern() -> None:
 
 def test_format_overrides_extension_default() -> None:
     assert parse_output("out.mp4", "h265").preset.name == "h265"
-    assert parse_output("rgba=out.mov", "prores4444").preset.codec == "prores_ks"
+    assert parse_output("rgba=out.mov", "prores4444").preset.codec == "prores"
 
 
 def test_save_list() -> None:

@@ -51,21 +51,24 @@ class FormatPreset:
 PRESETS: dict[str, FormatPreset] = {
     p.name: p
     for p in (
+        # FFmpeg's "prores" encoder (prores_aw), not prores_ks: same ProRes 4444 with alpha, but
+        # measured 3.2x cheaper per 1080p frame (120 vs 391 ms CPU), which decides whether the
+        # encoder keeps up with the model on CPU.
         FormatPreset(
             "prores4444",
             "mov",
-            "prores_ks",
+            "prores",
             {4: "yuva444p10le", 3: "yuv444p10le", 1: "yuv444p10le"},
-            {"profile": "4444", "vendor": "apl0", "alpha_bits": "16"},
+            {"profile": "4", "vendor": "apl0"},
             audio_codec="aac",
             description="ProRes 4444 .mov with alpha (edit-friendly, large)",
         ),
         FormatPreset(
             "prores",
             "mov",
-            "prores_ks",
+            "prores",
             {3: "yuv422p10le", 1: "yuv422p10le"},
-            {"profile": "hq", "vendor": "apl0"},
+            {"profile": "3", "vendor": "apl0"},
             audio_codec="aac",
             description="ProRes 422 HQ .mov (no alpha)",
         ),
@@ -83,7 +86,7 @@ PRESETS: dict[str, FormatPreset] = {
             "mp4",
             "libx264",
             {3: "yuv420p", 1: "yuv420p"},
-            {"crf": "18", "preset": "medium"},
+            {"crf": "18", "preset": "veryfast"},  # medium costs 2.4x the CPU (97 vs 41 ms at 1080p)
             audio_codec="aac",
             matte_options={"crf": "10"},  # crf 18 blurs matte edges by up to 45/255; 10 keeps them within ~8
             description="H.264 .mp4 (plays everywhere; mattes: full range, crf 10)",
@@ -93,7 +96,7 @@ PRESETS: dict[str, FormatPreset] = {
             "mp4",
             "libx265",
             {3: "yuv420p", 1: "yuv420p"},
-            {"crf": "22", "preset": "medium", "x265-params": "log-level=error"},
+            {"crf": "22", "preset": "fast", "x265-params": "log-level=error"},
             audio_codec="aac",
             matte_options={"crf": "12"},
             description="H.265/HEVC .mp4 (smaller than H.264)",

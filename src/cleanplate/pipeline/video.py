@@ -14,6 +14,7 @@ waiting for the encoder. On CPU the same code runs without events.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import sys
 import threading
@@ -258,11 +259,15 @@ class _Job:
                 event.record()
             return results, event
 
-    def _render(self, kind: str, alpha: torch.Tensor, fgr: torch.Tensor, batch: _Batch) -> torch.Tensor:
+    def _render(self, kind: str, alpha: torch.Tensor, fgr: torch.Tensor, batch: _Batch) -> Any:
+        """On CUDA: uint8 results rendered on the GPU, copied back asynchronously. On CPU: a callable
+        the encode thread runs, so compositing overlaps the next batch's inference."""
         bg = None
         if kind == "comp":
             bg = self.background_t if self.background_t is not None else self._to_device(batch.backgrounds)
-        return render(kind, alpha, fgr, bg).to("cpu", non_blocking=self.cuda)
+        if self.cuda:
+            return render(kind, alpha, fgr, bg).to("cpu", non_blocking=True)
+        return functools.partial(render, kind, alpha, fgr, bg)
 
     @staticmethod
     def _encode(writer: FrameWriter, q: queue.Queue) -> None:
@@ -273,6 +278,9 @@ class _Job:
             arrays, pts, event = item
             if event is not None:
                 event.synchronize()
+            if callable(arrays):
+                with torch.inference_mode():
+                    arrays = arrays()
             frames = arrays.numpy()
             for i, p in enumerate(pts):
                 writer.write(frames[i], p)
