@@ -102,3 +102,12 @@ def test_loads_by_name() -> None:
     src, plate, alpha, _ = _scene()
     matte = matter.matte((src * 255).astype(np.uint8), (plate * 255).astype(np.uint8))
     assert _mad(matte.alpha, alpha) < 0.02
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (3, 5), (4, 200)])
+def test_degenerate_sizes_do_not_crash(h: int, w: int) -> None:
+    rng = np.random.default_rng(0)
+    src, plate = rng.random((2, h, w, 3)).astype(np.float32)
+    alpha, fgr, unc = key_frame(src, plate)
+    assert alpha.shape == (h, w) and fgr.shape == (h, w, 3) and unc.shape == (h, w)
+    assert np.isfinite(alpha).all() and np.isfinite(fgr).all()

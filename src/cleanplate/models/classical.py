@@ -121,11 +121,16 @@ def feature_warp(src: np.ndarray, plate: np.ndarray, long_side: int = 768) -> np
     The subject occludes part of the scene; its features find no partner in the plate or are
     rejected as outliers, so the fit follows the background.
     """
+    if min(src.shape[:2]) < 48:  # too small for features to say anything
+        return None
     g_src, s = _downscale(_gray8(src), long_side)
     g_plate, _ = _downscale(_gray8(plate), long_side)
     orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
-    k1, d1 = orb.detectAndCompute(g_src, None)
-    k2, d2 = orb.detectAndCompute(g_plate, None)
+    try:
+        k1, d1 = orb.detectAndCompute(g_src, None)
+        k2, d2 = orb.detectAndCompute(g_plate, None)
+    except cv2.error:
+        return None
     if d1 is None or d2 is None or len(k1) < 20 or len(k2) < 20:
         return None
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
@@ -146,6 +151,8 @@ def ecc_refine(
     src: np.ndarray, plate: np.ndarray, m: np.ndarray, background: np.ndarray | None, long_side: int = 512
 ) -> np.ndarray | None:
     """Refine the affine map ``m`` by ECC (invariant to gain/offset) on background pixels only."""
+    if min(src.shape[:2]) < 32:
+        return None
     g_src, s = _downscale(_gray8(src).astype(np.float32), long_side)
     g_plate, _ = _downscale(_gray8(plate).astype(np.float32), long_side)
     warp = m.astype(np.float32).copy()
