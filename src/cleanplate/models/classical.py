@@ -276,16 +276,24 @@ def relative_blur(src: np.ndarray, plate: np.ndarray, background: np.ndarray | N
 
     Plates shot at another moment differ in focus, motion blur and compression; blurring the
     sharper of the two to match before differencing stops textured background from lighting up.
+    Judged on the background's strongest edges, where blur shows and noise matters least.
     """
     g_src = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY)
     g_plate = cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY)
     mask = np.ones(g_src.shape, bool) if background is None or background.sum() < 100 else background
+    edges = gradient_magnitude(cv2.GaussianBlur(g_plate, (0, 0), 1.0))
+    if mask.sum() < 100:
+        return 0.0
+    strong = mask & (edges > max(float(np.quantile(edges[mask], 0.9)), 0.02))
+    if strong.sum() < 50:
+        return 0.0
+
     best, best_err = 0.0, np.inf
-    for sigma in (0.0, 0.5, 0.8, 1.1, 1.4, -0.5, -0.8, -1.1):
-        a = cv2.GaussianBlur(g_src, (0, 0), sigma) if sigma > 0 else g_src
-        b = cv2.GaussianBlur(g_plate, (0, 0), -sigma) if sigma < 0 else g_plate
-        err = float(np.mean(np.abs(a - b)[mask]))
-        if err < best_err * 0.98:  # prefer less blur unless clearly better
+    for sigma in (0.0, 0.5, 0.8, 1.1, 1.4, 1.8, -0.5, -0.8, -1.1, -1.4, -1.8):
+        a = _blur(g_src, sigma) if sigma > 0 else g_src
+        b = _blur(g_plate, -sigma) if sigma < 0 else g_plate
+        err = float(np.abs(a - b)[strong].mean())
+        if err < best_err * 0.97:  # prefer less blur unless clearly better
             best, best_err = sigma, err
     return best
 
@@ -324,8 +332,19 @@ def noise_level(distance: np.ndarray, background: np.ndarray | None = None) -> f
 # 4. cleanup
 
 
-def remove_specks(alpha: np.ndarray, min_area: int, max_hole: int) -> np.ndarray:
-    """Drop foreground blobs smaller than ``min_area`` px; fill enclosed holes smaller than ``max_hole`` px."""
+def remove_specks(
+    alpha: np.ndarray,
+    min_area: int,
+    max_hole: int,
+    distance: np.ndarray | None = None,
+    noise: float = 0.0,
+) -> np.ndarray:
+    """Drop foreground blobs smaller than ``min_area`` px; fill enclosed holes smaller than ``max_hole`` px.
+
+    With ``distance`` given, a hole is filled only if it does not look like the plate (its mean
+    distance exceeds twice the ``noise`` level): gaps between leaves or strands show the plate
+    exactly and stay open, subject colours that merely resemble the background get filled.
+    """
     out = alpha.copy()
     if min_area > 0:
         fg = (alpha > 0.5).astype(np.uint8)
@@ -344,6 +363,10 @@ def remove_specks(alpha: np.ndarray, min_area: int, max_hole: int) -> np.ndarray
             x, y, bw, bh = (stats[:, i] for i in range(4))
             touches = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
             hole = (stats[:, cv2.CC_STAT_AREA] < max_hole) & ~touches
+            if distance is not None:
+                area = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+                mean_d = np.bincount(labels.ravel(), weights=distance.ravel(), minlength=n) / area
+                hole &= mean_d > 2.0 * noise
             hole[0] = False
             out[hole[labels]] = 1.0
     return out
@@ -469,8 +492,8 @@ def key_frame(src: np.ndarray, plate: np.ndarray, p: KeyerParams | None = None) 
         matched = apply_tone_curve(warped, coeffs)
     else:
         matched = warped
-    alpha, _ = threshold(matched, bg_mask)
-    alpha = remove_specks(alpha, round(p.min_blob * area), round(p.max_hole * area))
+    alpha, dist = threshold(matched, bg_mask)
+    alpha = remove_specks(alpha, round(p.min_blob * area), round(p.max_hole * area), dist, noise_level(dist, bg_mask))
 
     # edges: compositing-equation alpha in a band around the boundary
     band_r = max(1, round(p.edge_band * max(scale, 0.5)))
@@ -486,8 +509,9 @@ def key_frame(src: np.ndarray, plate: np.ndarray, p: KeyerParams | None = None) 
         alpha = np.where(band, a_edge, alpha).astype(np.float32)
 
     radius = p.guided_radius or max(1, round(2 * scale))
-    if radius > 0 and p.guided_eps > 0:
-        alpha = cv2.ximgproc.guidedFilter(src, alpha.astype(np.float32), radius, p.guided_eps)
+    if radius > 0 and p.guided_eps > 0:  # feather the edges only: inside, the guide's texture would blur holes
+        feathered = cv2.ximgproc.guidedFilter(src, alpha.astype(np.float32), radius, p.guided_eps)
+        alpha = np.where(band, feathered, alpha) if p.edge_projection else feathered
     alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
     alpha[alpha < 0.01] = 0.0
     alpha[alpha > 0.99] = 1.0
