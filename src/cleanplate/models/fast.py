@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from ..errors import InputError
 from .matting import MattingBase, MattingRefine, _check_pair, split_base_output
 from .refiner import Refiner
 
@@ -75,12 +76,38 @@ def bilinear_taps(
     output size: ``src = max((dst + 0.5) * (in/out) - 0.5, 0)`` in float32, ``i0 = min(floor(src),
     in-1)``, ``i1 = i0 + (i0 < in-1)``, ``l1 = clamp(src - i0, 0, 1)``. Returns ``(i0, i1, l1)``.
     """
-    scale = in_len / out_len  # a Python (or symbolic) float; applied in float32 like ATen
+    scale = _ratio(in_len, out_len)
     src = ((dst.to(torch.float32) + 0.5) * scale - 0.5).clamp(min=0)
     i0 = src.floor().to(torch.int64).clamp(max=in_len - 1)
     lam = (src - i0.to(torch.float32)).clamp(0, 1)
     i1 = torch.where(i0 < in_len - 1, i0 + 1, i0)
     return i0, i1, lam
+
+
+def _ratio(num, den):
+    """num / den rounded to float32 like ATen's ``area_pixel_compute_scale`` (tensors stay tensors)."""
+    if isinstance(num, torch.Tensor) or isinstance(den, torch.Tensor):
+        return torch.as_tensor(num).to(torch.float32) / torch.as_tensor(den).to(torch.float32)
+    if isinstance(num, int) and isinstance(den, int):
+        return float(torch.tensor(num, dtype=torch.float32) / den)
+    return num / den  # symbolic sizes (torch.export)
+
+
+def resize_exact(x: torch.Tensor, size: tuple) -> torch.Tensor:
+    """``F.interpolate(x, size, mode='bilinear', align_corners=False)`` as two gathers and blends.
+
+    Same source indices and weights as ATen (see :func:`bilinear_taps`). Used in exported graphs
+    where ONNX Resize would derive its coordinates from ``out/in`` instead of ``in/out`` (a float32
+    rounding difference that the network amplifies past 1e-4 for ratios that are not powers of 2).
+    """
+    out_h, out_w = size
+    in_h, in_w = x.shape[-2:]
+    i0, i1, ly = bilinear_taps(torch.arange(out_h, device=x.device), out_h, in_h)
+    j0, j1, lx = bilinear_taps(torch.arange(out_w, device=x.device), out_w, in_w)
+    ly = ly.to(x.dtype)[:, None]
+    lx = lx.to(x.dtype)
+    rows = x.index_select(2, i0) * (1 - ly) + x.index_select(2, i1) * ly
+    return rows.index_select(3, j0) * (1 - lx) + rows.index_select(3, j1) * lx
 
 
 def window_weights(
@@ -124,14 +151,17 @@ def _pixel_index(
     return index, valid
 
 
-def gather_windows(x_nhwc: torch.Tensor, b: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int):
-    """``size`` x ``size`` windows (N, size, size, C) of an NHWC map at (b, top, left), zero outside."""
+def gather_windows(
+    x_nhwc: torch.Tensor, b: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int, masked: bool = True
+) -> torch.Tensor:
+    """``size`` x ``size`` windows (N, size, size, C) of an NHWC map at (b, top, left), zero outside
+    (``masked=False``: clamped to the border instead; the caller masks)."""
     batch, height, width, channels = x_nhwc.shape
     ar = torch.arange(size, device=top.device)
     index, valid = _pixel_index(b, top[:, None] + ar, left[:, None] + ar, height, width)
     out = x_nhwc.reshape(batch * height * width, channels).index_select(0, index.reshape(-1))
     out = out.view(index.shape[0], size, size, channels)
-    return out * valid[..., None].to(out.dtype)
+    return out * valid[..., None].to(out.dtype) if masked else out
 
 
 def resized_windows(
@@ -164,14 +194,60 @@ def resized_windows(
 # ------------------------------------------------------------------------------------ the modules
 
 
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 2, 3, 1).contiguous()
+def _min_size(a: int, b):
+    """min(a, b) for a size that may be an int, a symbolic int (torch.export) or a 0-d tensor (tracing)."""
+    if isinstance(b, torch.Tensor):
+        return torch.clamp(b, max=a)
+    return torch.sym_min(a, b)
+
+
+def scaled_size(n, scale: float):
+    """floor(n * scale) in float64 like ``F.interpolate(..., recompute_scale_factor=True)`` (eager)."""
+    if isinstance(n, torch.Tensor):  # legacy ONNX tracing: sizes are 0-d tensors
+        return torch.floor(n.to(torch.float64) * scale).to(torch.int64)
+    return math.floor(n * scale)
+
+
+def activate(raw: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """The base outputs in their final form: [alpha clamped, fgr residual, error clamped, hidden ReLU'd]."""
+    if inplace:
+        raw[:, 0:1].clamp_(0, 1)
+        raw[:, 4:5].clamp_(0, 1)
+        raw[:, 5:].relu_()
+        return raw
+    pha, res, err, hid = split_base_output(raw)
+    return torch.cat([pha, res, err, hid], dim=1)
+
+
+def quarter_resolution(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear 4x downsampling (align_corners=False, no antialias) of a map with sides divisible by 4.
+
+    Output pixel i samples source coordinate 4i + 1.5: the mean of the 2x2 pixels at the centre of
+    each 4x4 block (ATen's weights are all 1/2; equal to ``F.interpolate`` within 1 ulp).
+    """
+    rows = x[..., 1::4, :] + x[..., 2::4, :]
+    return (rows[..., 1::4] + rows[..., 2::4]) * 0.25
+
+
+def half_resolution(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear 2x downsampling (align_corners=False) of an even-sized map: the mean of each 2x2 block.
+
+    Equal to ``F.interpolate(x, (h/2, w/2), mode='bilinear')`` within 1 ulp (all weights are 1/2) and
+    cheaper than both it and ``avg_pool2d``.
+    """
+    rows = x[..., 0::2, :] + x[..., 1::2, :]
+    return (rows[..., 0::2] + rows[..., 1::2]) * 0.25
 
 
 class FastRefiner(nn.Module):
-    """The refiner with BN folded and window-only patch extraction (see the module docstring)."""
+    """The refiner with BN folded and window-only patch extraction (see the module docstring).
 
-    def __init__(self, refiner: Refiner, channels_last: bool = True) -> None:
+    The first convolution takes the base network's 37 output channels in their own order
+    ([alpha, foreground residual, error, hidden], the error with zero weight) plus frame and plate,
+    so no feature map is reordered or concatenated at coarse resolution.
+    """
+
+    def __init__(self, refiner: Refiner, channels_last: bool = True, fuse: bool = True) -> None:
         super().__init__()
         self.mode = refiner.mode
         self.sample_pixels = refiner.sample_pixels
@@ -179,19 +255,25 @@ class FastRefiner(nn.Module):
         self.kernel_size = refiner.kernel_size
         self.prevent_oversampling = refiner.prevent_oversampling
         self.channels_last = channels_last
-        fold_batchnorm(refiner)
-        self.conv1, self.conv2, self.conv3, self.conv4 = refiner.conv1, refiner.conv2, refiner.conv3, refiner.conv4
+        self.export_mode = False
+        if fuse:
+            fold_batchnorm(refiner)
+        self.conv1 = _reorder_input(refiner.conv1)
+        self.bn1, self.conv2, self.bn2 = refiner.bn1, refiner.conv2, refiner.bn2
+        self.conv3, self.bn3, self.conv4 = refiner.conv3, refiner.bn3, refiner.conv4
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def _stage1(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv2(F.relu(self.conv1(x))))
+        x = F.relu(self.bn1(self.conv1(self._layout(x))))
+        return F.relu(self.bn2(self.conv2(x)))
 
     def _stage2(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv4(F.relu(self.conv3(x)))
+        return self.conv4(F.relu(self.bn3(self.conv3(self._layout(x)))))
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
-    # --- selection
     def select(self, err: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Patches to refine from the quarter-resolution error map.
 
@@ -201,9 +283,8 @@ class FastRefiner(nn.Module):
         batch, _, h, w = err.shape
         flat = err.reshape(batch, h * w)
         if self.mode == "sampling":
-            k = torch.sym_min(self.sample_pixels // 16, h * w)
-            cell = flat.topk(k, dim=1, sorted=False).indices  # (B, k), distinct per image
-            picked = torch.gather(flat, 1, cell)
+            k = _min_size(self.sample_pixels // 16, h * w)
+            picked, cell = flat.topk(k, dim=1, sorted=False)  # (B, k), distinct cells per image
             write = picked > 0 if self.prevent_oversampling else torch.ones_like(picked, dtype=torch.bool)
             ref = torch.zeros_like(flat).scatter(1, cell, write.to(flat.dtype))
             b = torch.arange(batch, device=err.device)[:, None].expand_as(cell)
@@ -213,100 +294,158 @@ class FastRefiner(nn.Module):
         return ref.view(batch, 1, h, w), b, cell, torch.ones_like(cell, dtype=torch.bool)
 
     def forward(
-        self,
-        src: torch.Tensor,
-        bgr: torch.Tensor,
-        raw: torch.Tensor,
-        backbone_scale: float,
+        self, src: torch.Tensor, bgr: torch.Tensor, raw: torch.Tensor, backbone_scale: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Full-resolution alpha and foreground residual (unclamped) and the refine map.
 
-        ``raw`` is the base network's 37-channel output at the coarse size.
+        ``raw`` is the activated base output (:func:`activate`) at the coarse size.
         """
-        pha, res, err, hid = split_base_output(raw)
         if self.mode == "full":
-            return self._dense(src, bgr, pha, res, hid)
+            return self._dense(src, bgr, raw)
         batch, _, h, w = src.shape
         qh, qw = h // 4, w // 4
-        ch, cw = raw.shape[-2:]
-        err_q = err if backbone_scale == 0.25 else F.interpolate(err, (qh, qw), mode="bilinear", align_corners=False)
-        ref, b, cell, write = self.select(err_q)
-        py, px = cell // qw, cell % qw
+        exact = self.export_mode and backbone_scale not in (0.25, 0.5)
+        err = raw[:, 4:5]
+        if backbone_scale != 0.25:  # at 1/4 the coarse map is the quarter-resolution grid already
+            err = (
+                resize_exact(err, (qh, qw))
+                if exact
+                else F.interpolate(err, (qh, qw), mode="bilinear", align_corners=False)
+            )
+        ref, b, cell, write = self.select(err)
+        py = cell // qw
+        px = cell - py * qw
 
-        # Full-resolution output: only the 4 output channels are upsampled.
-        coarse = torch.cat([pha, res], dim=1).contiguous()
-        out = F.interpolate(coarse, (h, w), mode="bilinear", align_corners=False)
-
-        patches = self._refine_patches(src, bgr, pha, res, hid, b, py, px, backbone_scale)
-        # Scatter: flat indices of every (channel, row, col) of every 4x4 patch.
+        # Full-resolution output: only the 4 output channels are upsampled, the patches written in.
+        coarse = raw[:, :4].contiguous()
+        out = (
+            resize_exact(coarse, (h, w))
+            if exact
+            else F.interpolate(coarse, (h, w), mode="bilinear", align_corners=False)
+        )
+        patches = self._refine_patches(src, bgr, raw, b, py, px, backbone_scale)  # (N, 4, 4, 4) c, y, x
         n = b.shape[0]
         ar = torch.arange(4, device=src.device)
-        offs = (ar[:, None, None] * h + ar[None, :, None]) * w + ar[None, None, :]  # (4c, 4r, 4c)
+        offs = (ar[:, None, None] * h + ar[None, :, None]) * w + ar[None, None, :]
         base = b * (4 * h * w) + (py * 4) * w + px * 4
         index = (base[:, None, None, None] + offs).reshape(-1)
-        flat = out.view(-1)
-        values = patches.reshape(n, 4, 4, 4)
+        flat = out.reshape(-1)
         if self.mode == "sampling" and self.prevent_oversampling:
-            values = torch.where(write[:, None, None, None], values, flat[index].view(n, 4, 4, 4))
-        flat = flat.index_put((index,), values.reshape(-1))
-        out = flat.view(batch, 4, h, w)
+            # Zero-error patches are computed (static shapes) but keep the upsampled values.
+            keep = flat.index_select(0, index).view(n, 4, 4, 4)
+            patches = torch.where(write[:, None, None, None], patches, keep)
+        if self.export_mode:
+            out = flat.index_put((index,), patches.reshape(-1)).view(batch, 4, h, w)
+        else:
+            flat.index_put_((index,), patches.reshape(-1))
         return out[:, :1], out[:, 1:], ref
 
-    def _refine_patches(self, src, bgr, pha, res, hid, b, py, px, backbone_scale: float) -> torch.Tensor:
+    def _refine_patches(self, src, bgr, raw, b, py, px, backbone_scale: float) -> torch.Tensor:
         h, w = src.shape[-2:]
         three = self.kernel_size == 3
         p1, p2 = (3, 2) if three else (0, 0)
         size1, size2 = 2 + 2 * p1, 4 + 2 * p2
-        feat = _nhwc(torch.cat([hid, pha, res], dim=1))  # coarse, 36 channels
-        # Half-resolution frame and plate: bilinear 2x downsampling == 2x2 average.
-        half = _nhwc(torch.cat([F.avg_pool2d(src, 2), F.avg_pool2d(bgr, 2)], dim=1))
-        scale_bound = 2 * backbone_scale  # coarse size / half size <= this
-        span = 5 if backbone_scale == 0.25 else window_span(size1, scale_bound)
         top1, left1 = 2 * py - p1, 2 * px - p1
-        x = resized_windows(feat, b, top1, left1, size1, (h // 2, w // 2), (span, span))
-        y = gather_windows(half, b, top1, left1, size1)
-        x = torch.cat([x, y], dim=-1).permute(0, 3, 1, 2)  # (N, 42, s, s), channels_last strides
-        x = self._stage1(self._layout(x))
-        x = F.interpolate(x, size=(size2, size2), mode="nearest")
-        top2, left2 = 4 * py - p2, 4 * px - p2
-        full = _full_windows(src, bgr, b, top2, left2, size2)
-        x = torch.cat([x, full], dim=1)
-        return self._stage2(self._layout(x))
+        raw_nhwc = raw.permute(0, 2, 3, 1)  # a view when raw is channels_last
+        half = torch.cat([half_resolution(src).permute(0, 2, 3, 1), half_resolution(bgr).permute(0, 2, 3, 1)], -1)
+        if backbone_scale == 0.25 and three:
+            x = self._stage1_input_x2(raw_nhwc, half, b, py, px)
+        else:
+            span = window_span(size1, 2 * backbone_scale)  # coarse size / half size <= 2 * scale
+            x = resized_windows(raw_nhwc, b, top1, left1, size1, (h // 2, w // 2), (span, span))
+            x = torch.cat([x, gather_windows(half, b, top1, left1, size1)], dim=-1)
+        x = self._stage1(x.permute(0, 3, 1, 2))  # (N, 16, s, s)
+        n, c, s, _ = x.shape
+        # Nearest 2x upsampling as a broadcast view, concatenated with the full-resolution windows in one copy.
+        x = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, s, 2, s, 2, c)
+        y = _image_windows(src, bgr, b, 4 * py - p2, 4 * px - p2, size2).view(n, s, 2, s, 2, -1)
+        x = torch.cat([x, y], dim=-1).view(n, 2 * s, 2 * s, -1)
+        return self._stage2(x.permute(0, 3, 1, 2)).contiguous()  # (N, 4, 4, 4)
 
-    def _dense(self, src, bgr, pha, res, hid):
+    def _stage1_input_x2(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
+        """Stage-1 input (N, 8, 8, 37 + 6) when the coarse map is exactly half of the half-resolution map.
+
+        Then bilinear upsampling is the fixed stencil (3/4, 1/4) / (1/4, 3/4) between neighbouring
+        coarse rows, and the 8x8 half-resolution window of cell (y, x) needs coarse rows y-2..y+2
+        (clamped at the border exactly like ATen clamps its source index), the same for columns.
+        """
+        batch, ch, cw, c = raw_nhwc.shape
+        hh, hw = 2 * ch, 2 * cw
+        ar5 = torch.arange(5, device=py.device) - 2
+        rows, cols = (py[:, None] + ar5).clamp(0, ch - 1), (px[:, None] + ar5).clamp(0, cw - 1)
+        index = (b[:, None, None] * ch + rows[:, :, None]) * cw + cols[:, None, :]
+        n = index.shape[0]
+        block = raw_nhwc.reshape(batch * ch * cw, c).index_select(0, index.reshape(-1)).view(n, 5, 5, c)
+        ar8 = torch.arange(8, device=py.device)
+        top, left = 2 * py - 3, 2 * px - 3
+        row_ok = (top[:, None] + ar8 >= 0) & (top[:, None] + ar8 < hh)
+        col_ok = (left[:, None] + ar8 >= 0) & (left[:, None] + ar8 < hw)
+        mask = (row_ok[:, :, None] & col_ok[:, None, :]).to(raw_nhwc.dtype)[..., None]  # (N, 8, 8, 1)
+        img = gather_windows(half, b, top, left, 8, masked=False)
+        lo, hi = block[:, :4], block[:, 1:]
+        if self.export_mode:  # functional form for tracing
+            r = torch.stack([torch.lerp(lo, hi, 0.25), torch.lerp(lo, hi, 0.75)], dim=2).view(n, 8, 5, c)
+            lo, hi = r[:, :, :4], r[:, :, 1:]
+            x = torch.stack([torch.lerp(lo, hi, 0.25), torch.lerp(lo, hi, 0.75)], dim=3).view(n, 8, 8, c)
+            return torch.cat([x, img], dim=-1) * mask
+        # Eager: write straight into the stage-1 input buffer, no concatenation.
+        r = torch.empty(n, 4, 2, 5, c, dtype=block.dtype, device=block.device)
+        torch.lerp(lo, hi, 0.25, out=r[:, :, 0])
+        torch.lerp(lo, hi, 0.75, out=r[:, :, 1])
+        r = r.view(n, 8, 5, c)
+        lo, hi = r[:, :, :4], r[:, :, 1:]
+        buf = torch.empty(n, 8, 8, c + img.shape[-1], dtype=block.dtype, device=block.device)
+        x = buf[..., :c].view(n, 8, 4, 2, c)
+        torch.lerp(lo, hi, 0.25, out=x[:, :, :, 0])
+        torch.lerp(lo, hi, 0.75, out=x[:, :, :, 1])
+        buf[..., c:] = img
+        border = torch.nonzero(~(row_ok.all(1) & col_ok.all(1))).squeeze(1)  # only these touch the padding
+        buf.index_copy_(0, border, buf.index_select(0, border) * mask.index_select(0, border))
+        return buf
+
+    def _dense(self, src, bgr, raw):
         h, w = src.shape[-2:]
         three = self.kernel_size == 3
-        half = (h // 2, w // 2)
-        x = F.interpolate(torch.cat([hid, pha, res], dim=1), half, mode="bilinear", align_corners=False)
-        y = torch.cat([F.avg_pool2d(src, 2), F.avg_pool2d(bgr, 2)], dim=1)
-        x = torch.cat([x, y], dim=1)
+        x = F.interpolate(raw, (h // 2, w // 2), mode="bilinear", align_corners=False)
+        x = torch.cat([x, half_resolution(src), half_resolution(bgr)], dim=1)
         if three:
             x = F.pad(x, (3, 3, 3, 3))
-        x = self._stage1(self._layout(x))
+        x = self._stage1(x)
         grow = 4 if three else 0
         x = F.interpolate(x, (h + grow, w + grow), mode="nearest")
         y = torch.cat([src, bgr], dim=1)
         if three:
             y = F.pad(y, (2, 2, 2, 2))
-        x = self._stage2(self._layout(torch.cat([x, y], dim=1)))
-        ref = src.new_ones((src.shape[0], 1, h // 4, w // 4))
+        x = self._stage2(torch.cat([x, y], dim=1))
+        ref = torch.ones_like(x[:, :1, ::4, ::4])
         return x[:, :1], x[:, 1:], ref
 
 
-def _full_windows(src, bgr, b, top, left, size) -> torch.Tensor:
-    """(N, 6, size, size) windows of cat(src, bgr) at full resolution, zero outside, gathered from NCHW."""
+def _reorder_input(conv: nn.Conv2d) -> nn.Conv2d:
+    """conv1 taking [hidden 32, alpha, fgr 3, frame 3, plate 3] → the same conv on [alpha, fgr 3,
+    error (zero weight), hidden 32, frame 3, plate 3]: the base network's own channel order."""
+    weight = conv.weight.detach()
+    out = nn.Conv2d(weight.shape[1] + 1, weight.shape[0], conv.kernel_size, bias=conv.bias is not None)
+    zero = torch.zeros_like(weight[:, :1])
+    with torch.no_grad():
+        out.weight.copy_(torch.cat([weight[:, 32:36], zero, weight[:, :32], weight[:, 36:]], dim=1))
+        if conv.bias is not None:
+            out.bias.copy_(conv.bias.detach())
+    return out.to(weight.device, weight.dtype)
+
+
+def _image_windows(src, bgr, b, top, left, size) -> torch.Tensor:
+    """(N, size, size, 6) windows of cat(src, bgr) at full resolution, zero outside, gathered from NCHW."""
     batch, c, h, w = src.shape
     ar = torch.arange(size, device=top.device)
-    pix, valid = _pixel_index(b, top[:, None] + ar, left[:, None] + ar, h, w)  # b*h*w + r*w + c
-    # NCHW flat index: (b*C + ch)*h*w + r*w + col  ==  pix + b*(C-1)*h*w + ch*h*w
-    pix = pix + (b * ((c - 1) * h * w))[:, None, None]
-    chan = torch.arange(c, device=top.device) * (h * w)
-    index = (pix[:, None] + chan[None, :, None, None]).reshape(-1)
+    pix, valid = _pixel_index(b, top[:, None] + ar, left[:, None] + ar, h, w)  # b*h*w + r*w + col
+    pix = pix + (b * ((c - 1) * h * w))[:, None, None]  # NCHW: (b*C + ch)*h*w + r*w + col
+    index = (pix[..., None] + torch.arange(c, device=top.device) * (h * w)).reshape(-1)
+    m = valid[..., None].to(src.dtype)
     n = pix.shape[0]
-    m = valid[:, None].to(src.dtype)
-    s = src.reshape(-1)[index].view(n, c, size, size) * m
-    g = bgr.reshape(-1)[index].view(n, c, size, size) * m
-    return torch.cat([s, g], dim=1)
+    s = src.reshape(-1).index_select(0, index).view(n, size, size, c)
+    g = bgr.reshape(-1).index_select(0, index).view(n, size, size, c)
+    return torch.cat([s, g], dim=-1) * m
 
 
 class FastMattingBase(nn.Module):
@@ -314,14 +453,17 @@ class FastMattingBase(nn.Module):
 
     def __init__(self, model: MattingBase, channels_last: bool = True, fuse: bool = True) -> None:
         super().__init__()
-        model = copy.deepcopy(model).eval()
-        if fuse:
-            fold_batchnorm(model)
-        self.channels_last = channels_last
+        base = copy.copy(model)  # shallow: only the three parts are deep-copied below
         self.backbone_name = model.backbone_name
-        self.backbone, self.aspp, self.decoder = model.backbone, model.aspp, model.decoder
-        if channels_last:
-            for part in (self.backbone, self.aspp, self.decoder):
+        self.backbone = copy.deepcopy(base.backbone).eval()
+        self.aspp = copy.deepcopy(base.aspp).eval()
+        self.decoder = copy.deepcopy(base.decoder).eval()
+        self.channels_last = channels_last
+        self.export_mode = False
+        for part in (self.backbone, self.aspp, self.decoder):
+            if fuse:
+                fold_batchnorm(part)
+            if channels_last:
                 part.to(memory_format=torch.channels_last)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -332,46 +474,57 @@ class FastMattingBase(nn.Module):
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
         _check_pair(src, bgr)
-        raw = self.features(torch.cat([src, bgr], dim=1)).contiguous()
-        pha, res, err, hid = split_base_output(raw)
+        raw = activate(self.features(torch.cat([src, bgr], dim=1)), inplace=not self.export_mode)
+        pha, res, err, hid = (t.contiguous() for t in (raw[:, :1], raw[:, 1:4], raw[:, 4:5], raw[:, 5:]))
         return pha, (res + src).clamp(0, 1), err, hid
+
+    def set_export_mode(self, on: bool = True) -> nn.Module:
+        """Pure-functional ops and ONNX-exact resizing (see :func:`resize_exact`) for tracing."""
+        for m in self.modules():
+            if hasattr(m, "export_mode"):
+                m.export_mode = on
+        return self
 
 
 class FastMattingRefine(FastMattingBase):
-    """MattingRefine with the optimized refiner; same constructor options, same outputs."""
+    """MattingRefine with the optimized refiner; same outputs. ``backbone_scale`` may be changed."""
 
     def __init__(self, model: MattingRefine, channels_last: bool = True, fuse: bool = True) -> None:
         super().__init__(model, channels_last=channels_last, fuse=fuse)
         self.backbone_scale = model.backbone_scale
-        self.refiner = FastRefiner(copy.deepcopy(model.refiner).eval(), channels_last=channels_last)
+        self.refiner = FastRefiner(copy.deepcopy(model.refiner).eval(), channels_last=channels_last, fuse=fuse)
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
         _check_pair(src, bgr)
         h, w = src.shape[-2:]
         if h % 4 or w % 4:
-            from ..errors import InputError
-
             raise InputError(f"MattingRefine needs height and width divisible by 4; got {h}x{w}")
         scale = self.backbone_scale
-        sm = F.interpolate(
-            torch.cat([src, bgr], dim=1),
-            scale_factor=scale,
-            mode="bilinear",
-            align_corners=False,
-            recompute_scale_factor=True,
-        )
-        raw = self.features(sm).contiguous()
+        size = (scaled_size(h, scale), scaled_size(w, scale))
+        # Resize frame and plate separately: cheaper than concatenating at full resolution first.
+        if scale == 0.25:
+            sm = torch.cat([quarter_resolution(src), quarter_resolution(bgr)], dim=1)
+        elif self.export_mode and scale != 0.5:
+            sm = torch.cat([resize_exact(src, size), resize_exact(bgr, size)], dim=1)
+        else:
+            sm = torch.cat([F.interpolate(t, size, mode="bilinear", align_corners=False) for t in (src, bgr)], 1)
+        raw = activate(self.features(sm), inplace=not self.export_mode)
         pha, res, ref = self.refiner(src, bgr, raw, scale)
-        pha_sm, res_sm, err_sm, _ = split_base_output(raw)
-        fgr_sm = (sm[:, :3] + res_sm).clamp(0, 1)
-        return pha.clamp(0, 1), (res + src).clamp(0, 1), pha_sm, fgr_sm, err_sm, ref
+        fgr_sm = (sm[:, :3] + raw[:, 1:4]).clamp(0, 1)
+        pha_sm, err_sm = raw[:, :1].contiguous(), raw[:, 4:5].contiguous()
+        if self.export_mode or self.refiner.mode == "full":
+            return pha.clamp(0, 1), (res + src).clamp(0, 1), pha_sm, fgr_sm.contiguous(), err_sm, ref
+        # pha and res are views of one fresh (B, 4, H, W) buffer: finish it in place.
+        res.add_(src)
+        return pha.clamp_(0, 1), res.clamp_(0, 1), pha_sm, fgr_sm.contiguous(), err_sm, ref
 
 
 def optimize(model: nn.Module, *, channels_last: bool = True, fuse: bool = True) -> nn.Module:
     """A faster module with the same forward outputs (within 1e-4) as ``model``; ``model`` is not changed.
 
     MattingRefine → :class:`FastMattingRefine`, MattingBase → :class:`FastMattingBase`; anything
-    else (e.g. the classical keyer) is returned as is.
+    else (e.g. the classical keyer) is returned as is. ``channels_last`` helps oneDNN on CPU;
+    ``fuse`` folds BatchNorm into the convolutions.
     """
     if isinstance(model, MattingRefine):
         return FastMattingRefine(model, channels_last=channels_last, fuse=fuse).eval()
