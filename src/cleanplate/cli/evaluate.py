@@ -122,9 +122,7 @@ def command(
     if triples is not None and (gt_dir is not None or backgrounds is not None):
         raise InputError("use either --triples or --gt-dir/--backgrounds, not both")
     if triples is None and (gt_dir is None or backgrounds is None):
-        raise InputError(
-            "give --gt-dir and --backgrounds (e.g. ../shared/data/train/gt and .../backgrounds), or --triples"
-        )
+        raise InputError("give --gt-dir and --backgrounds (e.g. ../shared/data/train/gt, .../backgrounds) or --triples")
     for path in (json_path, grid_path):
         if path is not None:
             check_output(path, force)

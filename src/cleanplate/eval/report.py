@@ -50,8 +50,10 @@ def levels_of(results: Sequence[CaseResult]) -> list[str]:
 
 def table(results: Sequence[CaseResult], models: Sequence[str], *, per_case: bool = True) -> str:
     """Per-case rows (optional) and mean rows per level and overall, one row per model."""
-    width = max([len(r.name) for r in results] + [len("mean (all)"), 12])
-    mwidth = max([len(m) for m in models] + [5])
+    labels = [f"mean ({lv}, {len(results)})" for lv in [*levels_of(results), "all"]]
+    width = max([len(r.name) for r in results] + [len(x) for x in labels] + [12])
+    tags = [f"{m}/{models[0]}" for m in models[1:]]  # ratio rows name both models
+    mwidth = max([len(m) for m in [*models, *tags]] + [5])
     header = f"{'case':<{width}}  {'level':<7} {'model':<{mwidth}}" + "".join(f"{h:>9}" for _, h, _ in COLUMNS)
     lines = [header, "-" * len(header)]
     if per_case:
@@ -73,9 +75,8 @@ def table(results: Sequence[CaseResult], models: Sequence[str], *, per_case: boo
                 other = mean_metrics(results, m, level)
                 ratio = {k: other[k] / base[k] for k in other if k in base and base[k] > 0}
                 cells = [f"{ratio[k]:8.2f}" if k in ratio else f"{'-':>8}" for k, _, _ in COLUMNS]
-                lines.append(
-                    f"{'':<{width}}  {label:<7} {(m + '/' + models[0])[: mwidth + 12]:<{mwidth}} " + " ".join(cells)
-                )
+                tag = f"{m}/{models[0]}"
+                lines.append(f"{f'ratio ({label})':<{width}}  {label:<7} {tag:<{mwidth}} " + " ".join(cells))
     return "\n".join(lines)
 
 
