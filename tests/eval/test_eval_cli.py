@@ -89,3 +89,27 @@ def test_user_mistakes_are_one_line(capsys, gt_dirs, tmp_path: Path, args: list[
         filled = ["-m", "classical", *filled]
     code, _, err = run(capsys, "eval", *filled)
     assert_one_line_error(code, err, needle)
+
+
+def test_interrupted_run_keeps_finished_cases(capsys, gt_dirs, tmp_path: Path, monkeypatch) -> None:
+    from cleanplate.eval import benchmark
+
+    real = benchmark.evaluate
+
+    def stop_after_first(predictors, cases, *, on_case=None):
+        def first_then_stop(case, result, predictions):
+            on_case(case, result, predictions)
+            raise KeyboardInterrupt
+
+        return real(predictors, cases, on_case=first_then_stop)
+
+    monkeypatch.setattr(benchmark, "evaluate", stop_after_first)
+    gt, bgs = gt_dirs
+    out_json = tmp_path / "partial.json"
+    code, _, err = run(
+        capsys, "eval", "-m", "classical", "--gt-dir", gt, "--backgrounds", bgs, "--split", "all", "--json", out_json
+    )
+    assert code == 130, err
+    doc = json.loads(out_json.read_text())
+    assert doc["config"]["complete"] is False and len(doc["cases"]) == 1
+    assert "1 of 4 cases" in err
