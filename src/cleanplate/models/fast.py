@@ -358,8 +358,8 @@ class FastRefiner(nn.Module):
         n, c, s, _ = x.shape
         # Nearest 2x upsampling as a broadcast view, concatenated with the full-resolution windows in one copy.
         x = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, s, 2, s, 2, c)
-        y = _image_windows(src, bgr, b, 4 * py - p2, 4 * px - p2, size2).view(n, s, 2, s, 2, -1)
-        x = torch.cat([x, y], dim=-1).view(n, 2 * s, 2 * s, -1)
+        y = _image_windows(src, bgr, b, 4 * py - p2, 4 * px - p2, size2).view(n, s, 2, s, 2, 2 * src.shape[1])
+        x = torch.cat([x, y], dim=-1).view(n, 2 * s, 2 * s, c + 2 * src.shape[1])
         return self._stage2(x.permute(0, 3, 1, 2)).contiguous()  # (N, 4, 4, 4)
 
     def _stage1_input_x2(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
