@@ -92,3 +92,10 @@ def test_training_pool_never_contains_holdout_or_noncommercial(data_dir: Path) -
     assert not any(i.startswith("am_") for i in ids)
     assert not any("skimage_brick" in s for s in sources)
     assert len(backgrounds) == 34 - 6
+
+
+def test_snap_alpha_removes_jpeg_veil() -> None:
+    from cleanplate.data.subjects import snap_alpha
+
+    pha = np.array([0.0, 1 / 255, 0.5, 254 / 255, 1.0], np.float32)
+    np.testing.assert_array_equal(snap_alpha(pha), [0, 0, 0.5, 1, 1])

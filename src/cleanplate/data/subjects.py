@@ -52,6 +52,15 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
     return fg.astype(np.float32)
 
 
+def snap_alpha(pha: np.ndarray, tol: float = 2.5 / 255) -> np.ndarray:
+    """Snap near-0/1 values to exactly 0/1: JPEG-sourced mattes carry ~1/255 over the whole frame,
+    which would teach a network a faint veil over the background."""
+    out = pha.copy()
+    out[out < tol] = 0
+    out[out > 1 - tol] = 1
+    return out
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if arr is None:
@@ -111,6 +120,7 @@ def load_subject(
     if fgr.shape[:2] != pha.shape:
         raise InputError(f"subject {subject_id}: image {fgr.shape[:2]} and alpha {pha.shape} differ in size")
     fgr, pha = _resize_long(fgr, long_side), _resize_long(pha, long_side)
+    pha = snap_alpha(pha)
     if not clean:
         fgr = estimate_foreground(fgr, pha)
     kind = "person" if subject_id.startswith(PEOPLE_PREFIXES) else "object"
