@@ -75,7 +75,8 @@ class AudioCarrier:
         self._out = output
         self._done = False
         self._packets = None
-        self.mode = "copy" if can_copy(self._in_stream.codec_context.name, output) else reencode
+        self.codec = self._in_stream.codec_context.name
+        self.mode = "copy" if can_copy(self.codec, output) else reencode
         if self.mode is None:
             self.close()
             self._done = True

@@ -429,6 +429,10 @@ class VideoFileWriter:
                         reencode=preset.audio_codec,
                     )
                     self.audio_mode = self._audio.mode
+                    if self.audio_mode is None:
+                        codec = self._audio.codec
+                        self._audio = None
+                        self.audio_note = f"audio dropped ({codec} cannot go into {preset.container})"
                 except (av.FFmpegError, ValueError, IndexError) as exc:
                     self.audio_note = f"audio dropped ({_reason(exc)})"
         except BaseException:
