@@ -121,7 +121,10 @@ class Matte:
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 H×W×3 → float (1, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    arr = np.ascontiguousarray(image)
+    if not arr.flags.writeable:  # e.g. np.asarray(PIL image): torch warns on read-only memory
+        arr = arr.copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255)
 
 
 def _check_pair(src: torch.Tensor, bgr: torch.Tensor) -> None:
