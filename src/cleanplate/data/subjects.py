@@ -61,18 +61,23 @@ def snap_alpha(pha: np.ndarray, tol: float = 2.5 / 255) -> np.ndarray:
     return out
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: str | Path) -> np.ndarray:
+    """float32 HxWx3 RGB in [0, 1]."""
     arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if arr is None:
-        raise InputError(f"cannot read image {path}")
+        raise InputError(f"{path}: not an image file or unreadable")
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def _read_alpha(path: Path) -> np.ndarray:
-    arr = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+def read_alpha(path: str | Path) -> np.ndarray:
+    """float32 HxW in [0, 1] from an 8- or 16-bit gray image (or the alpha channel of RGBA)."""
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
-        raise InputError(f"cannot read alpha {path}")
-    return arr.astype(np.float32) / 255.0
+        raise InputError(f"{path}: not an image file or unreadable")
+    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+    if arr.ndim == 3:
+        arr = arr[..., 3] if arr.shape[2] == 4 else arr[..., 0]
+    return arr.astype(np.float32) / scale
 
 
 def _manifest_info(folder: Path) -> dict[str, dict]:
@@ -110,11 +115,11 @@ def load_subject(
     pha_path = folder / f"{subject_id}_pha.png"
     fgr_path = folder / f"{subject_id}_fgr.png"
     img_paths = [p for p in (folder / f"{subject_id}_img.jpg", folder / f"{subject_id}_img.png") if p.exists()]
-    pha = _read_alpha(pha_path)
+    pha = read_alpha(pha_path)
     if fgr_path.exists():
-        fgr, clean = _read_rgb(fgr_path), bool(info.get("fgr_clean", True))
+        fgr, clean = read_rgb(fgr_path), bool(info.get("fgr_clean", True))
     elif img_paths:
-        fgr, clean = _read_rgb(img_paths[0]), False
+        fgr, clean = read_rgb(img_paths[0]), False
     else:
         raise InputError(f"subject {subject_id}: no {subject_id}_fgr.png or {subject_id}_img.jpg in {folder}")
     if fgr.shape[:2] != pha.shape:
@@ -145,4 +150,4 @@ def list_backgrounds(folder: str | Path) -> list[Path]:
 
 
 def load_background(path: str | Path, *, long_side: int | None = None) -> np.ndarray:
-    return _resize_long(_read_rgb(Path(path)), long_side)
+    return _resize_long(read_rgb(Path(path)), long_side)

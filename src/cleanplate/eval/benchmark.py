@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..data.subjects import read_alpha, read_rgb
 from ..errors import InputError
 from .metrics import METRICS, foreground_mse
 
@@ -99,23 +100,6 @@ def _cover(img: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndar
     y = int(rng.integers(0, nh - h + 1))
     x = int(rng.integers(0, nw - w + 1))
     return np.ascontiguousarray(img[y : y + h, x : x + w])
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if arr is None:
-        raise InputError(f"{path}: not an image file or unreadable")
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-
-def _read_gray(path: Path) -> np.ndarray:
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise InputError(f"{path}: not an image file or unreadable")
-    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
-    if arr.ndim == 3:
-        arr = arr[..., 3] if arr.shape[2] == 4 else arr[..., 0]
-    return arr.astype(np.float32) / scale
 
 
 def _need_dir(path: str | Path, what: str) -> Path:
@@ -209,7 +193,7 @@ def synthetic_cases(
         pha = clean_alpha(subject.pha)
         fgr = np.clip(subject.fgr, 0, 1).astype(np.float32)
         bg_path = bgs[int(case_seed(seed, sid, "background").integers(len(bgs)))]
-        background = _read_rgb(bg_path)
+        background = read_rgb(bg_path)
         for level in levels:
             yield make_case(sid, fgr, pha, background, bg_path.stem, level, seed)
 
@@ -243,11 +227,11 @@ def triple_cases(folder: str | Path, *, max_size: int | None = DEFAULT_MAX_SIZE)
             if _find(folder, f"{name}_{part}") is None:
                 raise InputError(f"{name}: {name}_src has no {name}_{part}.<ext> beside it in {folder}")
     for name in names:
-        src = _read_rgb(_find(folder, f"{name}_src"))  # type: ignore[arg-type]
-        plate = _read_rgb(_find(folder, f"{name}_plate"))  # type: ignore[arg-type]
-        pha = _read_gray(_find(folder, f"{name}_alpha"))  # type: ignore[arg-type]
+        src = read_rgb(_find(folder, f"{name}_src"))  # type: ignore[arg-type]
+        plate = read_rgb(_find(folder, f"{name}_plate"))  # type: ignore[arg-type]
+        pha = read_alpha(_find(folder, f"{name}_alpha"))  # type: ignore[arg-type]
         fgr_path = _find(folder, f"{name}_fgr")
-        fgr = _read_rgb(fgr_path) if fgr_path else None
+        fgr = read_rgb(fgr_path) if fgr_path else None
         for what, arr in (("plate", plate), ("alpha", pha), ("fgr", fgr)):
             if arr is not None and arr.shape[:2] != src.shape[:2]:
                 raise InputError(f"{name}: {what} is {arr.shape[1]}x{arr.shape[0]}, src {src.shape[1]}x{src.shape[0]}")
