@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from .options import force_option, load_matter, matting_options
+from .options import force_option, load_matter, matting_options, smooth_option
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -79,15 +79,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--realtime", is_flag=True, help="File sources: play at the file's own speed, like a camera.")
 @click.option("--no-fps", is_flag=True, help="Hide the fps counter on the preview.")
 @click.option("--match-color", is_flag=True, help="Follow the camera's exposure / white-balance drift.")
-@click.option(
-    "--smooth",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
-    default=0.0,
-    is_flag=False,
-    flag_value=0.6,
-    metavar="[STRENGTH]",
-    help="Temporal matte smoothing where the image is still. Bare --smooth = 0.6.",
-)
+@smooth_option
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
 @matting_options
 @force_option

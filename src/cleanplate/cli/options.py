@@ -165,3 +165,16 @@ def load_matter(params: dict[str, Any]):  # -> cleanplate.api.Matter (torch impo
         precision=params.get("precision", "fp32"),
         **refine_kwargs(**params),
     )
+
+
+def smooth_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--smooth [STRENGTH]``: temporal matte smoothing, shared by ``video`` and ``live``."""
+    return click.option(
+        "--smooth",
+        type=click.FloatRange(0.0, 1.0, max_open=True),
+        default=0.0,
+        is_flag=False,
+        flag_value=0.6,
+        metavar="[STRENGTH]",
+        help="Temporal smoothing of the matte where the image is still (cuts flicker). Bare --smooth = 0.6.",
+    )(func)

@@ -17,7 +17,7 @@ import click
 
 from ..errors import CleanplateError
 from ..io.formats import PRESETS
-from .options import force_option, load_matter, matting_options
+from .options import force_option, load_matter, matting_options, smooth_option
 
 EXIT_INTERRUPTED = 130
 
@@ -136,15 +136,7 @@ def partial_note(exc: BaseException) -> str:
 )
 @click.option("--align", is_flag=True, help="Handheld/drifting camera: align the plate to every frame.")
 @click.option("--match-color", is_flag=True, help="Match the plate's exposure and white balance to every frame.")
-@click.option(
-    "--smooth",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
-    default=0.0,
-    is_flag=False,
-    flag_value=0.6,
-    metavar="[STRENGTH]",
-    help="Temporal smoothing of the matte where the image is still (cuts flicker). Bare --smooth = 0.6.",
-)
+@smooth_option
 @click.option("--no-audio", is_flag=True, help="Do not carry the input's audio into the outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @matting_options
