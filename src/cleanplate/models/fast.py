@@ -261,6 +261,7 @@ class FastRefiner(nn.Module):
         self.conv1 = _reorder_input(refiner.conv1)
         self.bn1, self.conv2, self.bn2 = refiner.bn1, refiner.conv2, refiner.bn2
         self.conv3, self.bn3, self.conv4 = refiner.conv3, refiner.bn3, refiner.conv4
+        self.conv1_phase, self.conv1_image = _polyphase_conv1(self.conv1) if self.kernel_size == 3 else (None, None)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -348,19 +349,59 @@ class FastRefiner(nn.Module):
         top1, left1 = 2 * py - p1, 2 * px - p1
         raw_nhwc = raw.permute(0, 2, 3, 1)  # a view when raw is channels_last
         half = torch.cat([half_resolution(src).permute(0, 2, 3, 1), half_resolution(bgr).permute(0, 2, 3, 1)], -1)
-        if backbone_scale == 0.25 and three:
-            x = self._stage1_input_x2(raw_nhwc, half, b, py, px)
+        if backbone_scale == 0.25 and three and not self.export_mode:
+            x = self._stage1_x2_eager(raw_nhwc, half, b, py, px)
+        elif backbone_scale == 0.25 and three:
+            x = self._stage1(self._stage1_input_x2(raw_nhwc, half, b, py, px).permute(0, 3, 1, 2))
         else:
             span = window_span(size1, 2 * backbone_scale)  # coarse size / half size <= 2 * scale
             x = resized_windows(raw_nhwc, b, top1, left1, size1, (h // 2, w // 2), (span, span))
             x = torch.cat([x, gather_windows(half, b, top1, left1, size1)], dim=-1)
-        x = self._stage1(x.permute(0, 3, 1, 2))  # (N, 16, s, s)
+            x = self._stage1(x.permute(0, 3, 1, 2))  # (N, 16, s, s)
         n, c, s, _ = x.shape
         # Nearest 2x upsampling as a broadcast view, concatenated with the full-resolution windows in one copy.
         x = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, s, 2, s, 2, c)
         y = _image_windows(src, bgr, b, 4 * py - p2, 4 * px - p2, size2).view(n, s, 2, s, 2, 2 * src.shape[1])
         x = torch.cat([x, y], dim=-1).view(n, 2 * s, 2 * s, c + 2 * src.shape[1])
         return self._stage2(x.permute(0, 3, 1, 2)).contiguous()  # (N, 4, 4, 4)
+
+    def _stage1_x2_eager(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
+        """Stage 1 at scale 1/4: interior patches by the polyphase convolution, border ones explicitly.
+
+        Interior patches (the 5x5 coarse block and the 8x8 window inside the image) need no
+        clamping or zero padding, so bilinear 2x upsampling followed by conv1 is one convolution
+        per output phase over the coarse block (:func:`_polyphase_conv1`); no 8x8 window of the
+        37 coarse channels is ever built. The rest go through :meth:`_stage1_input_x2`.
+        """
+        ch, cw = raw_nhwc.shape[1:3]
+        n = b.shape[0]
+        inner = (py >= 2) & (py <= ch - 3) & (px >= 2) & (px <= cw - 3)
+        out = None
+        for part, use_phase in ((torch.nonzero(inner).squeeze(1), True), (torch.nonzero(~inner).squeeze(1), False)):
+            if part.numel() == 0:
+                continue
+            pb, pyy, pxx = b.index_select(0, part), py.index_select(0, part), px.index_select(0, part)
+            if use_phase:
+                y = self._stage1_phase(raw_nhwc, half, pb, pyy, pxx)
+            else:
+                y = self._stage1(self._stage1_input_x2(raw_nhwc, half, pb, pyy, pxx).permute(0, 3, 1, 2))
+            if out is None:
+                out = y.new_empty((n, *y.shape[1:])).contiguous(memory_format=torch.channels_last)
+            out.index_copy_(0, part, y)
+        if out is None:  # no patches at all
+            return self._stage1(self._stage1_input_x2(raw_nhwc, half, b, py, px).permute(0, 3, 1, 2))
+        return out
+
+    def _stage1_phase(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
+        batch, ch, cw, c = raw_nhwc.shape
+        ar5 = torch.arange(5, device=py.device) - 2
+        index = (b[:, None, None] * ch + (py[:, None] + ar5)[:, :, None]) * cw + (px[:, None] + ar5)[:, None, :]
+        n = index.shape[0]
+        block = raw_nhwc.reshape(batch * ch * cw, c).index_select(0, index.reshape(-1)).view(n, 5, 5, c)
+        x = F.pixel_shuffle(self.conv1_phase(self._layout(block.permute(0, 3, 1, 2))), 2)  # (n, 24, 6, 6)
+        img = gather_windows(half, b, 2 * py - 3, 2 * px - 3, 8, masked=False).permute(0, 3, 1, 2)
+        x = F.relu(self.bn1(x + self.conv1_image(self._layout(img))))
+        return F.relu(self.bn2(self.conv2(self._layout(x))))
 
     def _stage1_input_x2(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
         """Stage-1 input (N, 8, 8, 37 + 6) when the coarse map is exactly half of the half-resolution map.
@@ -432,6 +473,41 @@ def _reorder_input(conv: nn.Conv2d) -> nn.Conv2d:
         if conv.bias is not None:
             out.bias.copy_(conv.bias.detach())
     return out.to(weight.device, weight.dtype)
+
+
+def _polyphase_conv1(conv1: nn.Conv2d) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """conv1 (3x3, valid) after exact 2x bilinear upsampling, as convolutions on the coarse map.
+
+    Upsampled row 2m+1 = 3/4 x[m] + 1/4 x[m+1] and row 2m = 1/4 x[m-1] + 3/4 x[m] (away from
+    borders), so conv1 output row 2p+phase of a window reads coarse rows p..p+2 with the 3x3
+    matrix ``A[phase]`` below; in 2-D the kernel of phase (i, j) is ``A[i]^T K A[j]`` for each
+    channel pair. The four phases are stacked as output channels ``c * 4 + 2i + j`` so that
+    ``pixel_shuffle(·, 2)`` interleaves them. Returns (phase conv on the 37 base channels,
+    conv on the 6 half-resolution frame/plate channels, without bias).
+    """
+    weight = conv1.weight.detach().to(torch.float64)
+    feats, image = weight[:, :-6], weight[:, -6:]
+    a = torch.tensor(
+        [
+            [[0.75, 0.25, 0.0], [0.25, 0.75, 0.0], [0.0, 0.75, 0.25]],
+            [[0.25, 0.75, 0.0], [0.0, 0.75, 0.25], [0.0, 0.25, 0.75]],
+        ],
+        dtype=torch.float64,
+    )  # a[phase, tap d, coarse row k]
+    phases = feats.new_zeros(feats.shape[0], 4, *feats.shape[1:])
+    for i in range(2):
+        for j in range(2):
+            phases[:, 2 * i + j] = torch.einsum("oide,dk,el->oikl", feats, a[i], a[j])
+    out = feats.shape[0]
+    phase_conv = nn.Conv2d(feats.shape[1], 4 * out, 3, bias=conv1.bias is not None)
+    image_conv = nn.Conv2d(6, out, 3, bias=False)
+    with torch.no_grad():
+        phase_conv.weight.copy_(phases.reshape(4 * out, *feats.shape[1:]))
+        if conv1.bias is not None:
+            phase_conv.bias.copy_(conv1.bias.detach().repeat_interleave(4))
+        image_conv.weight.copy_(image)
+    dtype, device = conv1.weight.dtype, conv1.weight.device
+    return phase_conv.to(device, dtype), image_conv.to(device, dtype)
 
 
 def _image_windows(src, bgr, b, top, left, size) -> torch.Tensor:
