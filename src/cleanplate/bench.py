@@ -85,7 +85,9 @@ class Timing:
         return min(self.times) * 1000
 
 
-def _runners(model: nn.Module, variants: Sequence[str], ort_threads: int | None) -> dict[str, Callable]:
+def _runners(
+    model: nn.Module, variants: Sequence[str], ort_threads: int | None, precision: str = "fp32"
+) -> dict[str, Callable]:
     runners: dict[str, Callable] = {}
     for name in variants:
         if name == "eager":
@@ -93,7 +95,7 @@ def _runners(model: nn.Module, variants: Sequence[str], ort_threads: int | None)
         elif name == "torch":
             from .models.fast import optimize
 
-            runners[name] = optimize(model)
+            runners[name if precision == "fp32" else f"torch-{precision}"] = optimize(model, precision=precision)
         elif name == "onnxruntime":
             from .export.runtime import OrtMatting
 
@@ -112,16 +114,20 @@ def run_benchmark(
     repeat: int = 5,
     warmup: int = 1,
     batch: int = 1,
+    precision: str = "fp32",
     progress: Callable[[str], None] | None = None,
 ) -> list[Timing]:
-    """Time ``variants`` of ``model`` on one (batch, 3, H, W) frame pair, interleaved; eager always included."""
+    """Time ``variants`` of ``model`` on one (batch, 3, H, W) frame pair, interleaved; eager always included.
+
+    ``precision`` applies to the ``torch`` variant (then named e.g. ``torch-bf16``).
+    """
     if repeat < 1 or warmup < 0:
         raise InputError("repeat must be >= 1 and warmup >= 0")
     variants = ["eager", *[v for v in variants if v != "eager"]]
     src, bgr = example_pair(batch, *size, seed=0)
-    runners = _runners(model, variants, torch.get_num_threads())
+    runners = _runners(model, variants, torch.get_num_threads(), precision)
     backbone = getattr(model, "backbone_name", "?")
-    results = {v: Timing(backbone, label or f"{size[0]}x{size[1]}", v) for v in variants}
+    results = {v: Timing(backbone, label or f"{size[0]}x{size[1]}", v) for v in runners}
     with torch.inference_mode():
         outputs = {}
         for name, run in runners.items():  # first call: export / lazy init, and the outputs compared
@@ -131,7 +137,7 @@ def run_benchmark(
             for _ in range(max(warmup - 1, 0)):
                 run(src, bgr)
         names = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")[: len(outputs["eager"])]
-        for name in variants[1:]:
+        for name in list(runners)[1:]:
             results[name].check = compare_outputs(names, outputs[name], outputs["eager"])
         del outputs
         for i in range(repeat):

@@ -47,6 +47,13 @@ def _csv(choices: tuple[str, ...] | None = None):
 @click.option("--backbone-scale", type=ScaleType(), default=None, help="[default: 1/4, 1/8 above 2560 px]")
 @click.option("--refine-mode", type=click.Choice(REFINE_MODES), default="sampling", show_default=True)
 @click.option("--sample-pixels", type=click.IntRange(min=16), default=80_000, show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(("fp32", "bf16")),
+    default="fp32",
+    show_default=True,
+    help="Of the torch backend; bf16 is outside the 1e-4 parity (see the README).",
+)
 def command(
     model: str | None,
     backbone: list[str],
@@ -59,6 +66,7 @@ def command(
     backbone_scale: float | None,
     refine_mode: str,
     sample_pixels: int,
+    precision: str,
 ) -> None:
     """Time the eager model and the optimized backends on synthetic frames; print a ratio table.
 
@@ -96,6 +104,7 @@ def command(
                     repeat=repeat,
                     warmup=warmup,
                     batch=batch,
+                    precision=precision,
                     progress=lambda msg: click.echo(msg, err=True),
                 )
     click.echo(format_table(timings))

@@ -22,6 +22,7 @@ signature and outputs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -194,6 +195,17 @@ def resized_windows(
 # ------------------------------------------------------------------------------------ the modules
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(module: nn.Module, x: torch.Tensor):
+    """Reduced-precision convolutions when the module's ``precision`` asks for them (else a no-op)."""
+    dtype = PRECISIONS[getattr(module, "precision", "fp32")]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=x.device.type, dtype=dtype)
+
+
 def _min_size(a: int, b):
     """min(a, b) for a size that may be an int, a symbolic int (torch.export) or a 0-d tensor (tracing)."""
     if isinstance(b, torch.Tensor):
@@ -256,6 +268,7 @@ class FastRefiner(nn.Module):
         self.prevent_oversampling = refiner.prevent_oversampling
         self.channels_last = channels_last
         self.export_mode = False
+        self.precision = "fp32"
         if fuse:
             fold_batchnorm(refiner)
         self.conv1 = _reorder_input(refiner.conv1)
@@ -266,11 +279,15 @@ class FastRefiner(nn.Module):
             self.to(memory_format=torch.channels_last)
 
     def _stage1(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.conv1(self._layout(x))))
-        return F.relu(self.bn2(self.conv2(x)))
+        with _autocast(self, x):
+            y = F.relu(self.bn1(self.conv1(self._layout(x))))
+            y = F.relu(self.bn2(self.conv2(y)))
+        return y.to(x.dtype)
 
     def _stage2(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv4(F.relu(self.bn3(self.conv3(self._layout(x)))))
+        with _autocast(self, x):
+            y = self.conv4(F.relu(self.bn3(self.conv3(self._layout(x)))))
+        return y.to(x.dtype)
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
@@ -314,6 +331,10 @@ class FastRefiner(nn.Module):
                 else F.interpolate(err, (qh, qw), mode="bilinear", align_corners=False)
             )
         ref, b, cell, write = self.select(err)
+        if not self.export_mode and self.mode == "sampling" and self.prevent_oversampling:
+            keep = torch.nonzero(write).squeeze(1)  # eager: skip zero-error patches, as the original does
+            if keep.numel() < write.numel():
+                b, cell, write = b.index_select(0, keep), cell.index_select(0, keep), write.index_select(0, keep)
         py = cell // qw
         px = cell - py * qw
 
@@ -331,7 +352,7 @@ class FastRefiner(nn.Module):
         base = b * (4 * h * w) + (py * 4) * w + px * 4
         index = (base[:, None, None, None] + offs).reshape(-1)
         flat = out.reshape(-1)
-        if self.mode == "sampling" and self.prevent_oversampling:
+        if self.export_mode and self.mode == "sampling" and self.prevent_oversampling:
             # Zero-error patches are computed (static shapes) but keep the upsampled values.
             keep = flat.index_select(0, index).view(n, 4, 4, 4)
             patches = torch.where(write[:, None, None, None], patches, keep)
@@ -398,10 +419,12 @@ class FastRefiner(nn.Module):
         index = (b[:, None, None] * ch + (py[:, None] + ar5)[:, :, None]) * cw + (px[:, None] + ar5)[:, None, :]
         n = index.shape[0]
         block = raw_nhwc.reshape(batch * ch * cw, c).index_select(0, index.reshape(-1)).view(n, 5, 5, c)
-        x = F.pixel_shuffle(self.conv1_phase(self._layout(block.permute(0, 3, 1, 2))), 2)  # (n, 24, 6, 6)
         img = gather_windows(half, b, 2 * py - 3, 2 * px - 3, 8, masked=False).permute(0, 3, 1, 2)
-        x = F.relu(self.bn1(x + self.conv1_image(self._layout(img))))
-        return F.relu(self.bn2(self.conv2(self._layout(x))))
+        with _autocast(self, block):
+            x = F.pixel_shuffle(self.conv1_phase(self._layout(block.permute(0, 3, 1, 2))), 2)  # (n, 24, 6, 6)
+            x = F.relu(self.bn1(x + self.conv1_image(self._layout(img))))
+            x = F.relu(self.bn2(self.conv2(self._layout(x))))
+        return x.to(block.dtype)
 
     def _stage1_input_x2(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
         """Stage-1 input (N, 8, 8, 37 + 6) when the coarse map is exactly half of the half-resolution map.
@@ -536,6 +559,7 @@ class FastMattingBase(nn.Module):
         self.decoder = copy.deepcopy(base.decoder).eval()
         self.channels_last = channels_last
         self.export_mode = False
+        self.precision = "fp32"
         for part in (self.backbone, self.aspp, self.decoder):
             if fuse:
                 fold_batchnorm(part)
@@ -545,14 +569,25 @@ class FastMattingBase(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        deep, *skips = self.backbone(x)
-        return self.decoder(self.aspp(deep), *skips)
+        with _autocast(self, x):
+            deep, *skips = self.backbone(x)
+            y = self.decoder(self.aspp(deep), *skips)
+        return y.to(x.dtype)
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
         _check_pair(src, bgr)
         raw = activate(self.features(torch.cat([src, bgr], dim=1)), inplace=not self.export_mode)
         pha, res, err, hid = (t.contiguous() for t in (raw[:, :1], raw[:, 1:4], raw[:, 4:5], raw[:, 5:]))
         return pha, (res + src).clamp(0, 1), err, hid
+
+    def set_precision(self, precision: str = "fp32") -> nn.Module:
+        """'fp32' (parity), 'bf16' (CPU with AVX512-BF16/AMX, or CUDA) or 'fp16' (CUDA) convolutions."""
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        for m in self.modules():
+            if isinstance(m, FastMattingBase | FastRefiner):
+                m.precision = precision
+        return self
 
     def set_export_mode(self, on: bool = True) -> nn.Module:
         """Pure-functional ops and ONNX-exact resizing (see :func:`resize_exact`) for tracing."""
@@ -595,15 +630,18 @@ class FastMattingRefine(FastMattingBase):
         return pha.clamp_(0, 1), res.clamp_(0, 1), pha_sm, fgr_sm.contiguous(), err_sm, ref
 
 
-def optimize(model: nn.Module, *, channels_last: bool = True, fuse: bool = True) -> nn.Module:
+def optimize(model: nn.Module, *, channels_last: bool = True, fuse: bool = True, precision: str = "fp32") -> nn.Module:
     """A faster module with the same forward outputs (within 1e-4) as ``model``; ``model`` is not changed.
 
     MattingRefine → :class:`FastMattingRefine`, MattingBase → :class:`FastMattingBase`; anything
     else (e.g. the classical keyer) is returned as is. ``channels_last`` helps oneDNN on CPU;
-    ``fuse`` folds BatchNorm into the convolutions.
+    ``fuse`` folds BatchNorm into the convolutions. ``precision`` 'bf16' / 'fp16' runs the
+    convolutions under autocast: faster, but outside the 1e-4 parity (see the README's numbers).
     """
     if isinstance(model, MattingRefine):
-        return FastMattingRefine(model, channels_last=channels_last, fuse=fuse).eval()
-    if isinstance(model, MattingBase):
-        return FastMattingBase(model, channels_last=channels_last, fuse=fuse).eval()
-    return model
+        fast: FastMattingBase = FastMattingRefine(model, channels_last=channels_last, fuse=fuse)
+    elif isinstance(model, MattingBase):
+        fast = FastMattingBase(model, channels_last=channels_last, fuse=fuse)
+    else:
+        return model
+    return fast.set_precision(precision).eval()
