@@ -205,3 +205,17 @@ def test_strided_means_and_exact_resize_equal_interpolate() -> None:
     for size in ((10, 13), (50, 70), (36, 44)):
         want = F.interpolate(x, size, mode="bilinear", align_corners=False)
         assert float((resize_exact(x, size) - want).abs().max()) < 1e-6
+
+
+@pytest.mark.slow
+def test_compiled_base_network_keeps_parity(weights) -> None:
+    """optimize(compile=True): inductor on the base network (or a warned fallback without a compiler)."""
+    model = _pair_model(weights)
+    src, bgr = example_pair(1, 64, 96, seed=2)
+    fast = optimize(model, compile=True)
+    with torch.inference_mode():
+        want = model(src, bgr)
+        got = fast(src, bgr)
+        again = fast(src, bgr)  # the compiled graph is reused
+    _assert_close(got, want, REFINE_NAMES, "compiled: ")
+    _assert_close(again, want, REFINE_NAMES, "compiled, second call: ")
