@@ -432,7 +432,7 @@ class FastRefiner(nn.Module):
         img = gather_windows(half, b, 2 * py - 3, 2 * px - 3, 8, masked=False).permute(0, 3, 1, 2)
         with _autocast(self, block):
             x = F.pixel_shuffle(self.conv1_phase(self._layout(block.permute(0, 3, 1, 2))), 2)  # (n, 24, 6, 6)
-            x = F.relu(self.bn1(x + self.conv1_image(self._layout(img))))
+            x = F.relu(self.bn1(x.add_(self.conv1_image(self._layout(img)))), inplace=True)
             x = F.relu(self.bn2(self.conv2(self._layout(x))))
         return x.to(block.dtype)
 
