@@ -80,7 +80,7 @@ def test_any_size_is_padded_and_cropped_back(matter, size):
 
 def test_matte_tensor_equals_the_network_on_aligned_sizes(ckpt):
     """With sizes divisible by 4 and the scale fixed, the wrapper adds nothing to the network's output."""
-    matter = load(ckpt, device="cpu", backbone_scale=0.25)
+    matter = load(ckpt, device="cpu", backbone_scale=0.25, fast=False)
     src, plate = (torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255 for a in _scene(64, 96))
     alpha, fgr, err, ref = matter.matte_tensor(src, plate)
     with torch.inference_mode():
@@ -92,7 +92,7 @@ def test_matte_tensor_equals_the_network_on_aligned_sizes(ckpt):
 
 
 def test_odd_sizes_match_the_network_on_the_padded_input(ckpt):
-    matter = load(ckpt, device="cpu", backbone_scale=0.5)
+    matter = load(ckpt, device="cpu", backbone_scale=0.5, fast=False)
     src, plate = (torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255 for a in _scene(45, 71))
     alpha, fgr, _, _ = matter.matte_tensor(src, plate)
     (src_p, _), (plate_p, _) = pad_to_multiple(src), pad_to_multiple(plate)

@@ -30,7 +30,13 @@ from .plate import match_plate
 SAVE_KINDS = ("rgba", "alpha", "fgr", "comp", "err", "ref")
 DEFAULT_BACKGROUND = "green"
 BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16}
+PRECISIONS = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "bf16": torch.float32,  # tensors stay float32; convolutions run in bfloat16 (autocast, fast path)
+}
 REFINE_OPTIONS = (
     "backbone",
     "backbone_scale",
@@ -397,6 +403,7 @@ def load(
     device: str | torch.device = "auto",
     backend: str = "torch",
     precision: str = "fp32",
+    fast: bool = True,
     **refine_options: Any,
 ) -> Matter:
     """Load a matting model and return a :class:`Matter`.
@@ -412,7 +419,9 @@ def load(
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; use fp32 or fp16")
+        raise InputError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
+    if precision == "bf16" and not (fast and backend == "torch"):
+        raise InputError("precision bf16 runs through the optimized torch path (backend torch, fast=True)")
     dev = resolve_device(device)
     dtype = PRECISIONS[precision]
     if dtype == torch.float16 and dev.type != "cuda":
@@ -420,7 +429,14 @@ def load(
     net, info = _build_model(model, options)
     net = net.eval().to(dev, dtype)
     runner = _ort_runner(net, dev, dtype) if backend == "onnxruntime" else None
-    info = {**info, "backend": backend, "precision": precision}
+    # ---- speed helper: the optimized path (cleanplate.models.fast): same outputs within 1e-4 (fp32) ----
+    # ``net`` stays the reference module (Matter.model); the runner holds its own folded copy.
+    if backend == "torch" and fast:
+        from .models.fast import optimize
+
+        fast_net = optimize(net, precision="bf16" if precision == "bf16" else "fp32")
+        runner = fast_net if fast_net is not net else None
+    info = {**info, "backend": backend, "precision": precision, "fast": bool(fast and backend == "torch")}
     return Matter(
         net if backend == "torch" else None,
         device=dev,

@@ -705,11 +705,23 @@ class FastMattingBase(nn.Module):
 
 
 class FastMattingRefine(FastMattingBase):
-    """MattingRefine with the optimized refiner; same outputs. ``backbone_scale`` may be changed."""
+    """MattingRefine with the optimized refiner; same outputs.
+
+    ``backbone_scale`` is shared with the MattingRefine it was made from (setting either changes
+    both), so code that adjusts the model's scale per frame size keeps working.
+    """
+
+    @property
+    def backbone_scale(self) -> float:
+        return self._source[0].backbone_scale
+
+    @backbone_scale.setter
+    def backbone_scale(self, value: float) -> None:
+        self._source[0].backbone_scale = float(value)
 
     def __init__(self, model: MattingRefine, channels_last: bool = True, fuse: bool = True) -> None:
         super().__init__(model, channels_last=channels_last, fuse=fuse)
-        self.backbone_scale = model.backbone_scale
+        self._source = [model]  # a list: not registered as a submodule (no second copy in state_dict)
         self.refiner = FastRefiner(copy.deepcopy(model.refiner).eval(), channels_last=channels_last, fuse=fuse)
 
     def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
