@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-pixels", type=int, default=80_000)
     parser.add_argument("--model", default=None, help="MattingRefine checkpoint (else random weights)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="of the torch backend")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the torch backend's base network")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 repeat=args.repeat,
                 warmup=args.warmup,
                 precision=args.precision,
+                compile=args.compile,
                 progress=lambda msg: print(msg, file=sys.stderr),
             )
             print(format_table([t for t in timings if t.size == label and t.backbone == timings[-1].backbone]))

@@ -86,7 +86,7 @@ class Timing:
 
 
 def _runners(
-    model: nn.Module, variants: Sequence[str], ort_threads: int | None, precision: str = "fp32"
+    model: nn.Module, variants: Sequence[str], ort_threads: int | None, precision: str = "fp32", compile: bool = False
 ) -> dict[str, Callable]:
     runners: dict[str, Callable] = {}
     for name in variants:
@@ -95,7 +95,8 @@ def _runners(
         elif name == "torch":
             from .models.fast import optimize
 
-            runners[name if precision == "fp32" else f"torch-{precision}"] = optimize(model, precision=precision)
+            label = name + ("" if precision == "fp32" else f"-{precision}") + ("+compile" if compile else "")
+            runners[label] = optimize(model, precision=precision, compile=compile)
         elif name == "onnxruntime":
             from .export.runtime import OrtMatting
 
@@ -115,25 +116,29 @@ def run_benchmark(
     warmup: int = 1,
     batch: int = 1,
     precision: str = "fp32",
+    compile: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[Timing]:
     """Time ``variants`` of ``model`` on one (batch, 3, H, W) frame pair, interleaved; eager always included.
 
-    ``precision`` applies to the ``torch`` variant (then named e.g. ``torch-bf16``).
+    ``precision`` and ``compile`` apply to the ``torch`` variant (then named e.g. ``torch-bf16+compile``);
+    the first (untimed) call includes exporting (onnxruntime) or compiling.
     """
     if repeat < 1 or warmup < 0:
         raise InputError("repeat must be >= 1 and warmup >= 0")
     variants = ["eager", *[v for v in variants if v != "eager"]]
     src, bgr = example_pair(batch, *size, seed=0)
-    runners = _runners(model, variants, torch.get_num_threads(), precision)
+    runners = _runners(model, variants, torch.get_num_threads(), precision, compile)
     backbone = getattr(model, "backbone_name", "?")
     results = {v: Timing(backbone, label or f"{size[0]}x{size[1]}", v) for v in runners}
     with torch.inference_mode():
         outputs = {}
         for name, run in runners.items():  # first call: export / lazy init, and the outputs compared
-            if progress:
-                progress(f"{backbone} {label}: warm-up {name}")
+            start = time.perf_counter()
             outputs[name] = run(src, bgr)
+            if progress:
+                seconds = time.perf_counter() - start
+                progress(f"{backbone} {label}: first call of {name} (with export/compile): {seconds:.1f} s")
             for _ in range(max(warmup - 1, 0)):
                 run(src, bgr)
         names = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")[: len(outputs["eager"])]

@@ -54,6 +54,7 @@ def _csv(choices: tuple[str, ...] | None = None):
     show_default=True,
     help="Of the torch backend; bf16 is outside the 1e-4 parity (see the README).",
 )
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the torch backend's base network.")
 def command(
     model: str | None,
     backbone: list[str],
@@ -67,6 +68,7 @@ def command(
     refine_mode: str,
     sample_pixels: int,
     precision: str,
+    compile_: bool,
 ) -> None:
     """Time the eager model and the optimized backends on synthetic frames; print a ratio table.
 
@@ -105,6 +107,7 @@ def command(
                     warmup=warmup,
                     batch=batch,
                     precision=precision,
+                    compile=compile_,
                     progress=lambda msg: click.echo(msg, err=True),
                 )
     click.echo(format_table(timings))
