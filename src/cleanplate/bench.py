@@ -86,7 +86,11 @@ class Timing:
 
 
 def _runners(
-    model: nn.Module, variants: Sequence[str], ort_threads: int | None, precision: str = "fp32", compile: bool = False
+    model: nn.Module,
+    variants: Sequence[str],
+    ort_threads: int | None,
+    precision: str = "fp32",
+    compile: bool = False,  # noqa: A002
 ) -> dict[str, Callable]:
     runners: dict[str, Callable] = {}
     for name in variants:
@@ -100,7 +104,8 @@ def _runners(
         elif name == "onnxruntime":
             from .export.runtime import OrtMatting
 
-            runners[name] = OrtMatting.from_model(model, threads=ort_threads)
+            device = next(model.parameters()).device
+            runners[name] = OrtMatting.from_model(model, threads=ort_threads, device=device)
         else:
             raise InputError(f"unknown backend {name!r}; choose from {', '.join(VARIANTS)}")
     return runners
@@ -116,18 +121,23 @@ def run_benchmark(
     warmup: int = 1,
     batch: int = 1,
     precision: str = "fp32",
-    compile: bool = False,
+    compile: bool = False,  # noqa: A002
+    device: str | torch.device = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> list[Timing]:
     """Time ``variants`` of ``model`` on one (batch, 3, H, W) frame pair, interleaved; eager always included.
 
     ``precision`` and ``compile`` apply to the ``torch`` variant (then named e.g. ``torch-bf16+compile``);
-    the first (untimed) call includes exporting (onnxruntime) or compiling.
+    the first (untimed) call includes exporting (onnxruntime) or compiling. On CUDA the frames are
+    on the device and every timed call ends with ``torch.cuda.synchronize()``.
     """
     if repeat < 1 or warmup < 0:
         raise InputError("repeat must be >= 1 and warmup >= 0")
     variants = ["eager", *[v for v in variants if v != "eager"]]
-    src, bgr = example_pair(batch, *size, seed=0)
+    device = torch.device(device)
+    model = model.to(device)
+    src, bgr = (t.to(device) for t in example_pair(batch, *size, seed=0))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     runners = _runners(model, variants, torch.get_num_threads(), precision, compile)
     backbone = getattr(model, "backbone_name", "?")
     results = {v: Timing(backbone, label or f"{size[0]}x{size[1]}", v) for v in runners}
@@ -142,6 +152,7 @@ def run_benchmark(
             for _ in range(max(warmup - 1, 0)):
                 run(src, bgr)
         names = ("pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm")[: len(outputs["eager"])]
+        outputs = {k: tuple(t.cpu() for t in v) for k, v in outputs.items()}
         for name in list(runners)[1:]:
             results[name].check = compare_outputs(names, outputs[name], outputs["eager"])
         del outputs
@@ -149,8 +160,10 @@ def run_benchmark(
             if progress:
                 progress(f"{backbone} {label}: repeat {i + 1}/{repeat}")
             for name, run in runners.items():
+                sync()
                 start = time.perf_counter()
                 run(src, bgr)
+                sync()
                 results[name].times.append(time.perf_counter() - start)
     return list(results.values())
 

@@ -55,6 +55,7 @@ def _csv(choices: tuple[str, ...] | None = None):
     help="Of the torch backend; bf16 is outside the 1e-4 parity (see the README).",
 )
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the torch backend's base network.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (onnxruntime: CUDA provider if any).")
 def command(
     model: str | None,
     backbone: list[str],
@@ -69,17 +70,19 @@ def command(
     sample_pixels: int,
     precision: str,
     compile_: bool,
+    device: str,
 ) -> None:
     """Time the eager model and the optimized backends on synthetic frames; print a ratio table.
 
     All variants run interleaved in one process on the same frame, so other load on the machine
     slows them alike; the table also shows how far each backend's outputs are from eager's.
     """
-    from ..api import auto_backbone_scale
+    from ..api import auto_backbone_scale, resolve_device
     from ..bench import bench_model, format_table, machine_line, parse_size, run_benchmark
     from ..bench import threads as use_threads
     from ..errors import InputError
 
+    dev = resolve_device(device)
     parsed = [parse_size(s) for s in sizes]
     refine = {"refine_mode": refine_mode, "refine_sample_pixels": sample_pixels}
     models = []
@@ -108,6 +111,7 @@ def command(
                     batch=batch,
                     precision=precision,
                     compile=compile_,
+                    device=dev,
                     progress=lambda msg: click.echo(msg, err=True),
                 )
     click.echo(format_table(timings))

@@ -6,6 +6,7 @@ result the same way against the straightforward PyTorch model (the parity-tested
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -35,10 +36,17 @@ def check_exportable(model: nn.Module) -> None:
         raise InputError(f"only MattingBase/MattingRefine models can be exported, not {type(model).__name__}")
 
 
+def cpu_float(model: nn.Module) -> nn.Module:
+    """``model`` itself when it is float32 on the CPU, else a float32 CPU copy (never moved in place)."""
+    if all(p.dtype == torch.float32 and p.device.type == "cpu" for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).float().cpu()
+
+
 def export_module(model: nn.Module) -> nn.Module:
     """The module that is traced: the fast path (BN folded) with functional, ONNX-exact ops."""
     check_exportable(model)
-    return optimize(model.float().eval(), channels_last=False).set_export_mode(True)
+    return optimize(cpu_float(model).eval(), channels_last=False).set_export_mode(True)
 
 
 def base_only(model: nn.Module) -> MattingBase:
@@ -144,7 +152,7 @@ def compare_outputs(names: tuple[str, ...], got: tuple, want: tuple) -> Comparis
 def reference_outputs(model: nn.Module, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The straightforward PyTorch model's outputs (the parity-tested eager path)."""
     with torch.inference_mode():
-        return tuple(t.float() for t in model.float().eval()(src, bgr))
+        return tuple(t.float() for t in cpu_float(model).eval()(src, bgr))
 
 
 def check_shape_for(model: nn.Module, trace_shape: tuple[int, int, int]) -> tuple[int, int, int]:

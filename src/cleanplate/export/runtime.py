@@ -22,7 +22,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import InputError, MissingDependencyError
-from .common import check_exportable, model_config, output_names
+from .common import check_exportable, cpu_float, model_config, output_names
 
 
 def _ort():
@@ -127,7 +127,7 @@ class OrtMatting:
         if dtype is not None and dtype != torch.float32:
             raise InputError("backend 'onnxruntime' runs float32 models; use precision fp32")
         _ort()  # fail now, with the install hint, rather than on the first frame
-        model = model.float().cpu().eval()
+        model = cpu_float(model)
         return cls(
             outputs=output_names(model),
             config=model_config(model),
