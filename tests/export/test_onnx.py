@@ -161,3 +161,12 @@ def test_load_with_onnxruntime_backend(reference_dir: Path) -> None:
         for name, x, y in zip(("alpha", "fgr", "err", "ref"), a, b, strict=True):
             diff = float((x - y).abs().max())
             assert diff <= TOL, f"{h}x{w} {name}: max abs diff {diff:.3g}"
+
+
+@pytest.mark.slow
+def test_dynamo_exporter(weights, tmp_path: Path) -> None:
+    """torch.onnx.export(dynamo=True): same checks, batch/height/width dynamic (traced with batch 2)."""
+    model = _refine(weights)
+    result = export_onnx(model, tmp_path / "d.onnx", exporter="dynamo", check_shape=(3, 96, 128))
+    assert result.check.ok() and result.opset >= 18, result.check.summary()
+    _assert_matches(result.path, model, [(1, 64, 96)])

@@ -190,6 +190,9 @@ def export_onnx(
     module = export_module(model)
     names = output_names(model)
     trace = _trace_shape(model)
+    if exporter == "dynamo":  # torch.export specialises axes of size 1: trace a batch of 2
+        trace = (2, *trace[1:])
+        opset = max(int(opset), 18)  # the dynamo exporter's own opset; down-conversion fails on this graph
     args = example_pair(*trace, seed=1)
     started = time.perf_counter()
     comparison = None
@@ -207,7 +210,13 @@ def export_onnx(
             raise CleanplateError(f"ONNX export ({exporter}) failed: {first}") from exc
         _add_metadata(tmp, model_config(model))
         if check:
-            comparison = check_onnx(tmp, model, shape)
+            try:
+                comparison = check_onnx(tmp, model, shape)
+            except CleanplateError:
+                raise
+            except Exception as exc:  # onnxruntime's own exception types
+                first = str(exc).strip().splitlines()[0]
+                raise CleanplateError(f"the exported model does not run in onnxruntime ({first}); not written") from exc
             if not comparison.ok():
                 raise CleanplateError(f"exported model does not match PyTorch ({comparison.summary()}); not written")
     return ExportResult(target, "onnx", exporter, int(opset), time.perf_counter() - started, comparison, shape)
