@@ -285,6 +285,7 @@ class FastRefiner(nn.Module):
         self.bn1, self.conv2, self.bn2 = refiner.bn1, refiner.conv2, refiner.bn2
         self.conv3, self.bn3, self.conv4 = refiner.conv3, refiner.bn3, refiner.conv4
         self.conv1_phase, self.conv1_image = _polyphase_conv1(self.conv1) if self.kernel_size == 3 else (None, None)
+        self.conv3_phase, self.conv3_image = _nearest_phase_conv3(self.conv3) if self.kernel_size == 3 else (None, None)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -390,11 +391,26 @@ class FastRefiner(nn.Module):
             x = torch.cat([x, gather_windows(half, b, top1, left1, size1)], dim=-1)
             x = self._stage1(x.permute(0, 3, 1, 2))  # (N, 16, s, s)
         n, c, s, _ = x.shape
+        y = _image_windows(src, bgr, b, 4 * py - p2, 4 * px - p2, size2)  # (N, 2s, 2s, 6)
+        if three:
+            return self._stage2_phase(x, y).contiguous()  # (N, 4, 4, 4)
         # Nearest 2x upsampling as a broadcast view, concatenated with the full-resolution windows in one copy.
         x = x.permute(0, 2, 3, 1)[:, :, None, :, None, :].expand(n, s, 2, s, 2, c)
-        y = _image_windows(src, bgr, b, 4 * py - p2, 4 * px - p2, size2).view(n, s, 2, s, 2, 2 * src.shape[1])
-        x = torch.cat([x, y], dim=-1).view(n, 2 * s, 2 * s, c + 2 * src.shape[1])
-        return self._stage2(x.permute(0, 3, 1, 2)).contiguous()  # (N, 4, 4, 4)
+        x = torch.cat([x, y.view(n, s, 2, s, 2, y.shape[-1])], dim=-1).view(n, 2 * s, 2 * s, c + y.shape[-1])
+        return self._stage2(x.permute(0, 3, 1, 2)).contiguous()
+
+    def _stage2_phase(self, x: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        """conv3 over cat(nearest2x(x), img) as a 2x2 phase convolution of ``x`` plus a conv of ``img``.
+
+        Nearest upsampling repeats each row twice, so row 2p + phase of the valid 3x3 convolution
+        reads source rows p, p+1 with the summed taps (:func:`_nearest_phase_weights`); no 8x8 map
+        of the 16 stage-1 channels and no concatenation is built. Exact for every patch.
+        """
+        with _autocast(self, img):
+            y = F.pixel_shuffle(self.conv3_phase(self._layout(x)), 2)  # (N, 12, 6, 6)
+            y = y.add_(self.conv3_image(self._layout(img.permute(0, 3, 1, 2))))
+            y = self.conv4(F.relu(self.bn3(y), inplace=True))
+        return y.to(img.dtype)
 
     def _stage1_x2_eager(self, raw_nhwc, half, b, py, px) -> torch.Tensor:
         """Stage 1 at scale 1/4: interior patches by the polyphase convolution, border ones explicitly.
@@ -540,6 +556,31 @@ def _polyphase_conv1(conv1: nn.Conv2d) -> tuple[nn.Conv2d, nn.Conv2d]:
             phase_conv.bias.copy_(conv1.bias.detach().repeat_interleave(4))
         image_conv.weight.copy_(image)
     dtype, device = conv1.weight.dtype, conv1.weight.device
+    return phase_conv.to(device, dtype), image_conv.to(device, dtype)
+
+
+def _nearest_phase_conv3(conv3: nn.Conv2d) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """conv3 (3x3, valid) over cat(nearest2x(x), image) → (2x2 phase conv of x, 3x3 conv of image).
+
+    Output row 2p (phase 0) reads upsampled rows 2p..2p+2 = source rows p, p, p+1; row 2p+1 reads
+    p, p+1, p+1. Phase (i, j) kernel = ``b[i]^T K b[j]`` (2x2), output channel ``o * 4 + 2i + j``.
+    """
+    weight = conv3.weight.detach().to(torch.float64)
+    feats, image = weight[:, :-6], weight[:, -6:]
+    b = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]], dtype=torch.float64)
+    phases = feats.new_zeros(feats.shape[0], 4, feats.shape[1], 2, 2)
+    for i in range(2):
+        for j in range(2):
+            phases[:, 2 * i + j] = torch.einsum("oide,dk,el->oikl", feats, b[i], b[j])
+    out = feats.shape[0]
+    phase_conv = nn.Conv2d(feats.shape[1], 4 * out, 2, bias=False)
+    image_conv = nn.Conv2d(6, out, 3, bias=conv3.bias is not None)
+    with torch.no_grad():
+        phase_conv.weight.copy_(phases.reshape(4 * out, feats.shape[1], 2, 2))
+        image_conv.weight.copy_(image)
+        if conv3.bias is not None:
+            image_conv.bias.copy_(conv3.bias.detach())
+    dtype, device = conv3.weight.dtype, conv3.weight.device
     return phase_conv.to(device, dtype), image_conv.to(device, dtype)
 
 
