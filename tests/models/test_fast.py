@@ -55,15 +55,23 @@ BASE_NAMES = ("pha", "fgr", "err", "hid")
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("channels_last", [True, False], ids=["cl", "nchw"])
+@pytest.mark.parametrize(
+    ("channels_last", "hidden"),
+    [(True, "sparse"), (True, "dense"), (False, "auto")],
+    ids=["cl-sparse", "cl-dense", "nchw"],
+)
 @pytest.mark.parametrize("path", _fixture_ids())
-def test_fixture(path: Path, channels_last: bool, make_weights) -> None:
-    """Every reference fixture (3 modes, both backbones, scale 0.3, oversampling) through the fast path."""
+def test_fixture(path: Path, channels_last: bool, hidden: str, make_weights) -> None:
+    """Every reference fixture (3 modes, both backbones, scale 0.3, oversampling) through the fast path.
+
+    ``sparse``/``dense``: the hidden channels computed only around the selected cells, or everywhere.
+    """
     fx = torch.load(path, weights_only=True)
     cls = {"MattingBase": MattingBase, "MattingRefine": MattingRefine}[fx["model"]]
     model = cls(**fx["kwargs"]).eval()
     model.load_state_dict(make_weights(fx["keys_entry"], fx["weights_seed"]), strict=True)
     fast = optimize(model, channels_last=channels_last)
+    fast.sparse_hidden_max = {"sparse": 1.0, "dense": 0.0, "auto": 0.5}[hidden]
     assert isinstance(fast, FastMattingRefine if cls is MattingRefine else FastMattingBase)
     for case in fx["cases"]:
         src, bgr = (case[k].to(torch.float32) / 255 for k in ("src_u8", "bgr_u8"))

@@ -322,20 +322,12 @@ class FastRefiner(nn.Module):
         b, cell = torch.nonzero(ref > 0, as_tuple=True)
         return ref.view(batch, 1, h, w), b, cell, torch.ones_like(cell, dtype=torch.bool)
 
-    def forward(
-        self, src: torch.Tensor, bgr: torch.Tensor, raw: torch.Tensor, backbone_scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Full-resolution alpha and foreground residual (unclamped) and the refine map.
-
-        ``raw`` is the activated base output (:func:`activate`) at the coarse size.
-        """
-        if self.mode == "full":
-            return self._dense(src, bgr, raw)
-        batch, _, h, w = src.shape
-        qh, qw = h // 4, w // 4
-        exact = self.export_mode and backbone_scale not in (0.25, 0.5)
+    def cells(self, raw: torch.Tensor, backbone_scale: float, size: tuple) -> tuple[torch.Tensor, ...]:
+        """``(ref, b, py, px, write)``: the refine map and the patches (image, row, column) to refine."""
+        qh, qw = size[0] // 4, size[1] // 4
         err = raw[:, 4:5]
         if backbone_scale != 0.25:  # at 1/4 the coarse map is the quarter-resolution grid already
+            exact = self.export_mode and backbone_scale != 0.5
             err = (
                 resize_exact(err, (qh, qw))
                 if exact
@@ -347,7 +339,26 @@ class FastRefiner(nn.Module):
             if keep.numel() < write.numel():
                 b, cell, write = b.index_select(0, keep), cell.index_select(0, keep), write.index_select(0, keep)
         py = cell // qw
-        px = cell - py * qw
+        return ref, b, py, cell - py * qw, write
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        bgr: torch.Tensor,
+        raw: torch.Tensor,
+        backbone_scale: float,
+        cells: tuple[torch.Tensor, ...] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Full-resolution alpha and foreground residual (unclamped) and the refine map.
+
+        ``raw`` is the activated base output (:func:`activate`) at the coarse size; ``cells`` as
+        returned by :meth:`cells` when the caller selected them already.
+        """
+        if self.mode == "full":
+            return self._dense(src, bgr, raw)
+        batch, _, h, w = src.shape
+        exact = self.export_mode and backbone_scale not in (0.25, 0.5)
+        ref, b, py, px, write = cells if cells is not None else self.cells(raw, backbone_scale, (h, w))
 
         # Full-resolution output: only the 4 output channels are upsampled, the patches written in.
         coarse = raw[:, :4].contiguous()
@@ -641,21 +652,34 @@ class FastDecoder(nn.Module):
         self.export_mode = False
 
     def forward(self, x4, x3, x2, x1, x0) -> torch.Tensor:
+        x = self.trunk(x4, x3, x2, x1)
+        return self.head(x, x0) if self.phase_ok(x, x0) else self.inner.conv4(self.inner._up_cat(x, x0))
+
+    def trunk(self, x4, x3, x2, x1) -> torch.Tensor:
+        """Everything before conv4: the 48-channel features at half the output size."""
         d = self.inner
         x = d.relu(d.bn1(d.conv1(d._up_cat(x4, x3))))
         x = d.relu(d.bn2(d.conv2(d._up_cat(x, x2))))
-        x = d.relu(d.bn3(d.conv3(d._up_cat(x, x1))))
+        return d.relu(d.bn3(d.conv3(d._up_cat(x, x1))))
+
+    def phase_ok(self, x: torch.Tensor, x0: torch.Tensor) -> bool:
         h, w = x.shape[-2:]
-        if self.export_mode or tuple(x0.shape[-2:]) != (2 * h, 2 * w) or h < 3 or w < 3:
-            return d.conv4(d._up_cat(x, x0))
-        out = F.pixel_shuffle(self.conv4_phase(x), 2)
-        out = (
-            out.contiguous(memory_format=torch.channels_last)
-            if x.is_contiguous(memory_format=torch.channels_last)
-            else out
-        )
-        out = out.add_(self.conv4_image(x0))
-        # Border: rows/cols 0, 1 and the last two, from the exact upsampling of a few source rows/cols.
+        return not self.export_mode and tuple(x0.shape[-2:]) == (2 * h, 2 * w) and h >= 3 and w >= 3
+
+    def head(self, x: torch.Tensor, x0: torch.Tensor, channels: int | None = None) -> torch.Tensor:
+        """conv4 by phases; ``channels``: only the first ones from the phase kernels (the others get
+        just the ``x0`` part and the exact border, see :meth:`complete_hidden`)."""
+        c = channels or self.conv4_phase.out_channels // 4
+        out = self.conv4_image(x0)
+        phase = F.conv2d(x, self.conv4_phase.weight[: 4 * c], None, 1, 1)
+        out[:, :c] += F.pixel_shuffle(phase, 2)
+        self._fix_border(out, x, x0)
+        return out
+
+    def _fix_border(self, out: torch.Tensor, x: torch.Tensor, x0: torch.Tensor) -> None:
+        """Rows/cols 0, 1 and the last two, from the exact upsampling of a few source rows/cols."""
+        d = self.inner
+        h, w = x.shape[-2:]
         hh, ww = 2 * h, 2 * w
         top = d.conv4(torch.cat([_up(x[:, :, :3], (6, ww))[:, :, :3], x0[:, :, :3]], 1))
         bottom = d.conv4(torch.cat([_up(x[:, :, -2:], (4, ww))[:, :, 1:], x0[:, :, -3:]], 1))
@@ -665,7 +689,38 @@ class FastDecoder(nn.Module):
         out[:, :, -2:] = bottom[:, :, -2:]
         out[..., :2] = left[..., :2]
         out[..., -2:] = right[..., -2:]
-        return out
+
+    def complete_hidden_dense(self, raw: torch.Tensor, x: torch.Tensor, first: int = 5) -> None:
+        """Like :meth:`complete_hidden` for every pixel (used when most of them are needed)."""
+        phase = F.pixel_shuffle(F.conv2d(x, self.conv4_phase.weight[4 * first :], None, 1, 1), 2)
+        raw[:, first:, 2:-2, 2:-2] += phase[:, :, 2:-2, 2:-2].to(raw.dtype)
+
+    def complete_hidden(self, raw: torch.Tensor, x: torch.Tensor, needed: torch.Tensor, first: int = 5) -> None:
+        """Add the phase part of channels ``first:`` to ``raw`` (B, C, 2h, 2w), in place, where ``needed``.
+
+        ``needed`` (B, 2h, 2w) bool marks output pixels that will be read. Their 2x2 groups away from
+        the border (already exact) are computed as one matrix product of 3x3 neighbourhoods of ``x``
+        with the phase kernels: the hidden channels are only read around refined patches.
+        """
+        batch, cin, h, w = x.shape
+        low = F.max_pool2d(needed[:, None].to(x.dtype), 2)[:, 0] > 0  # (B, h, w)
+        low[:, 0], low[:, -1], low[:, :, 0], low[:, :, -1] = False, False, False, False
+        b, p, q = torch.nonzero(low, as_tuple=True)
+        if b.numel() == 0:
+            return
+        ar = torch.arange(-1, 2, device=x.device)
+        rows = (b[:, None, None] * h + (p[:, None, None] + ar[:, None])) * w + (q[:, None, None] + ar[None, :])
+        cols = x.permute(0, 2, 3, 1).reshape(batch * h * w, cin).index_select(0, rows.reshape(-1))
+        cols = cols.view(b.numel(), 9 * cin)  # (U, 3*3*cin) in (dy, dx, c) order
+        weight = self.conv4_phase.weight[4 * first :]  # (4 * (C - first), cin, 3, 3)
+        vals = cols @ weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t().to(cols.dtype)
+        vals = vals.view(-1, weight.shape[0] // 4, 2, 2).permute(0, 2, 3, 1)  # (U, i, j, channel)
+        hh, ww = 2 * h, 2 * w
+        ij = torch.arange(2, device=x.device)
+        pix = (b[:, None, None] * hh + (2 * p[:, None, None] + ij[:, None])) * ww + (2 * q[:, None, None] + ij[None, :])
+        channels = raw.shape[1]
+        flat = raw.permute(0, 2, 3, 1).reshape(batch * hh * ww, channels)  # a view: raw is channels_last
+        flat[:, first:].index_add_(0, pix.reshape(-1), vals.reshape(-1, channels - first).to(raw.dtype))
 
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -779,8 +834,12 @@ class FastMattingRefine(FastMattingBase):
             sm = torch.cat([resize_exact(src, size), resize_exact(bgr, size)], dim=1)
         else:
             sm = torch.cat([F.interpolate(t, size, mode="bilinear", align_corners=False) for t in (src, bgr)], 1)
-        raw = activate(self.features(sm), inplace=not self.export_mode)
-        pha, res, ref = self.refiner(src, bgr, raw, scale)
+        lazy = not (self.export_mode or self.compiled) and self.refiner.mode != "full" and scale == 0.25
+        if lazy and self.refiner.kernel_size == 3:
+            raw, cells = self._features_lazy_hidden(sm, (h, w))
+        else:
+            raw, cells = activate(self.features(sm), inplace=not self.export_mode), None
+        pha, res, ref = self.refiner(src, bgr, raw, scale, cells)
         fgr_sm = (sm[:, :3] + raw[:, 1:4]).clamp(0, 1)
         pha_sm, err_sm = raw[:, :1].contiguous(), raw[:, 4:5].contiguous()
         if self.export_mode or self.refiner.mode == "full":
@@ -788,6 +847,48 @@ class FastMattingRefine(FastMattingBase):
         # pha and res are views of one fresh (B, 4, H, W) buffer: finish it in place.
         res.add_(src)
         return pha.clamp_(0, 1), res.clamp_(0, 1), pha_sm, fgr_sm.contiguous(), err_sm, ref
+
+    # Above this fraction of the feature grid, the hidden channels are computed densely.
+    sparse_hidden_max = 0.5
+
+    def _features_lazy_hidden(self, sm: torch.Tensor, size: tuple) -> tuple[torch.Tensor, tuple]:
+        """Base outputs with the 32 hidden channels computed only where the refiner reads them.
+
+        The refiner reads the hidden map only in the 5x5 coarse blocks around the selected cells
+        (a few percent of the frame at HD with trained weights). So conv4's alpha, foreground and
+        error channels are computed everywhere, the cells selected from the error, and then the
+        hidden channels completed for those blocks (:meth:`FastDecoder.complete_hidden`).
+        """
+        x0 = sm.contiguous(memory_format=torch.channels_last) if self.channels_last else sm
+        with _autocast(self, x0):
+            deep, *skips = self.backbone(x0)
+            x = self.decoder.trunk(self.aspp(deep), *skips[:-1])
+            if not self.decoder.phase_ok(x, x0):
+                raw = self.decoder.inner.conv4(self.decoder.inner._up_cat(x, x0)).to(sm.dtype)
+                return activate(raw, inplace=True), None
+            raw = self.decoder.head(x, x0, channels=5)
+        raw = raw.to(sm.dtype)
+        raw[:, 0:1].clamp_(0, 1)
+        raw[:, 4:5].clamp_(0, 1)
+        cells = self.refiner.cells(raw, 0.25, size)
+        _, b, py, px, _ = cells
+        batch, _, ch, cw = raw.shape
+        ar = torch.arange(-2, 3, device=sm.device)
+        rows, cols = (py[:, None] + ar).clamp(0, ch - 1), (px[:, None] + ar).clamp(0, cw - 1)
+        needed = torch.zeros(batch * ch * cw, dtype=torch.bool, device=sm.device)
+        needed[((b[:, None, None] * ch + rows[:, :, None]) * cw + cols[:, None, :]).reshape(-1)] = True
+        needed = needed.view(batch, ch, cw)
+        if float(needed.float().mean()) > self.sparse_hidden_max or not raw.is_contiguous(
+            memory_format=torch.channels_last
+        ):
+            with _autocast(self, x0):
+                self.decoder.complete_hidden_dense(raw, x)
+            raw[:, 5:].relu_()
+            return raw, cells
+        with _autocast(self, x0):
+            self.decoder.complete_hidden(raw, x.to(raw.dtype), needed)
+        raw[:, 5:].relu_()
+        return raw, cells
 
 
 def optimize(
