@@ -262,12 +262,14 @@ def test_fp16_on_cuda_matches_fp32(ckpt):
     assert a16.dtype == np.float32 and np.abs(a16 - a32).max() < 0.05
 
 
-def test_onnxruntime_backend_hook(ckpt):
-    has_export = importlib.util.find_spec("cleanplate.export") is not None
-    if has_export and importlib.util.find_spec("cleanplate.export.runtime") is not None:
-        pytest.skip("the onnxruntime backend is implemented; tested with cleanplate.export")
-    with pytest.raises(InputError, match="onnxruntime"):
-        load(ckpt, backend="onnxruntime")
+@pytest.mark.slow
+def test_onnxruntime_backend_matches_torch(ckpt):
+    pytest.importorskip("onnxruntime")
+    src, plate = _scene(64, 96)
+    want = load(ckpt, device="cpu").matte(src, plate).alpha
+    got = load(ckpt, device="cpu", backend="onnxruntime").matte(src, plate).alpha
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 1e-4, np.abs(got - want).max()
 
 
 def test_default_model(tmp_path):
