@@ -97,7 +97,7 @@ def cover_crop(
     img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     y = int(rng.integers(0, nh - h + 1)) if rng is not None else (nh - h) // 2
     x = int(rng.integers(0, nw - w + 1)) if rng is not None else (nw - w) // 2
-    return img[y : y + h, x : x + w]
+    return np.ascontiguousarray(img[y : y + h, x : x + w])
 
 
 def place_subject(

@@ -80,7 +80,7 @@ def read_alpha(path: str | Path) -> np.ndarray:
     return arr.astype(np.float32) / scale
 
 
-def _manifest_info(folder: Path) -> dict[str, dict]:
+def manifest_info(folder: Path) -> dict[str, dict]:
     for parent in (folder, *folder.parents[:2]):
         path = parent / "manifest.json"
         if path.is_file():
@@ -136,7 +136,7 @@ def load_subjects(folder: str | Path, ids: list[str] | None = None, *, long_side
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"subject folder {folder} does not exist")
-    infos = _manifest_info(folder)
+    infos = manifest_info(folder)
     ids = list_subject_ids(folder) if ids is None else list(ids)
     if not ids:
         raise InputError(f"no subjects (<id>_pha.png) in {folder}")

@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..data.perturb import cover_crop
 from ..data.subjects import read_alpha, read_rgb
 from ..errors import InputError
 from .metrics import METRICS, foreground_mse
@@ -90,16 +91,6 @@ def resize_long(img: np.ndarray, max_size: int | None) -> np.ndarray:
     if s >= 1:
         return img
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-
-
-def _cover(img: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    ih, iw = img.shape[:2]
-    s = max(h / ih, w / iw)
-    nh, nw = max(h, round(ih * s)), max(w, round(iw * s))
-    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    y = int(rng.integers(0, nh - h + 1))
-    x = int(rng.integers(0, nw - w + 1))
-    return np.ascontiguousarray(img[y : y + h, x : x + w])
 
 
 def _need_dir(path: str | Path, what: str) -> Path:
@@ -161,7 +152,7 @@ def make_case(
     from ..data.perturb import perturb_plate
 
     h, w = pha.shape
-    bg = _cover(background, h, w, case_seed(seed, subject_id, background_name, "crop"))
+    bg = cover_crop(background, h, w, case_seed(seed, subject_id, background_name, "crop"))
     rng = case_seed(seed, subject_id, level)
     a = pha[..., None]
     src = quantize(a * fgr + (1 - a) * bg + rng.normal(0, SRC_NOISE, bg.shape).astype(np.float32))

@@ -16,8 +16,14 @@ from torch.utils.data import Dataset
 from ..data import perturb
 from ..data.procedural import procedural_subject
 from ..data.split import is_holdout_background, is_holdout_subject, license_allows_training
-from ..data.subjects import Subject, list_backgrounds, list_subject_ids, load_background, load_subject
-from ..data.subjects import _manifest_info as manifest_info
+from ..data.subjects import (
+    Subject,
+    list_backgrounds,
+    list_subject_ids,
+    load_background,
+    load_subject,
+    manifest_info,
+)
 
 
 @dataclass
