@@ -45,6 +45,34 @@ def test_sample_shapes_ranges_and_compositing(seed: int) -> None:
         assert np.abs(s["src"][opaque] - s["fgr"][opaque]).mean() < 0.03
 
 
+def test_photo_textured_subjects_take_their_colours_from_the_photos() -> None:
+    # A photo of two flat halves: every texel of a photo-textured subject is one of them (x gain).
+    photo = np.zeros((60, 80, 3), np.float32)
+    photo[:, :40] = (0.2, 0.4, 0.6)
+    photo[:, 40:] = (0.6, 0.4, 0.2)
+    for seed in range(4):
+        fgr = procedural_subject(np.random.default_rng(seed), 64, photos=[photo], photo_p=1.0).fgr
+        ratio = fgr[..., 0] / fgr[..., 2]  # a channel gain cannot turn one half into the other
+        assert np.all((ratio < 0.6 * 1.2 / 0.8 + 1e-3) | (ratio > 3 * 0.8 / 1.2 - 1e-3))
+    plain = procedural_subject(np.random.default_rng(0), 64, photos=[photo], photo_p=0.0).fgr
+    assert np.unique(plain.reshape(-1, 3), axis=0).shape[0] > 100  # the smooth random field
+
+
+def test_large_placement_covers_more_of_the_frame() -> None:
+    subjects, backgrounds = _pool()
+
+    def coverage(large: float) -> float:
+        mix = Mix(real=1, procedural=0, empty=0, large=large, shadow=0, background_change=0)
+        return np.mean(
+            [
+                make_sample(np.random.default_rng(i), subjects, backgrounds, (64, 64), mix)["pha"].mean()
+                for i in range(12)
+            ]
+        )
+
+    assert coverage(1.0) > 1.3 * coverage(0.0)
+
+
 def test_empty_frames_have_zero_alpha() -> None:
     subjects, backgrounds = _pool()
     s = make_sample(np.random.default_rng(0), subjects, backgrounds, (32, 32), Mix(real=0, procedural=0, empty=1))

@@ -73,8 +73,28 @@ def _strands(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.n
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def procedural_subject(rng: np.random.Generator, size: int = 384) -> Subject:
-    """A random subject of about ``size`` pixels on its long side."""
+def _photo_texture(rng: np.random.Generator, h: int, w: int, photos: list[np.ndarray]) -> np.ndarray:
+    """A crop of a real photo: a subject whose look alone cannot tell it from a background."""
+    photo = photos[rng.integers(len(photos))]
+    ph, pw = photo.shape[:2]
+    s = max(h / ph, w / pw) * rng.uniform(1.0, 2.0)
+    img = cv2.resize(photo, (max(w, round(pw * s)), max(h, round(ph * s))), interpolation=cv2.INTER_AREA)
+    y, x = rng.integers(0, img.shape[0] - h + 1), rng.integers(0, img.shape[1] - w + 1)
+    tex = img[y : y + h, x : x + w]
+    if rng.random() < 0.5:
+        tex = tex[::-1] if rng.random() < 0.5 else tex[:, ::-1]
+    gain = rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    return np.clip(tex * gain, 0, 1).astype(np.float32)
+
+
+def procedural_subject(
+    rng: np.random.Generator, size: int = 384, photos: list[np.ndarray] | None = None, photo_p: float = 0.5
+) -> Subject:
+    """A random subject of about ``size`` pixels on its long side.
+
+    With ``photos``, a share ``photo_p`` of subjects is textured with crops of real photos, so the
+    network must read the plate difference rather than learn what backgrounds look like.
+    """
     h, w = size, int(size * rng.uniform(0.6, 1.0))
     mask = _blob_mask(rng, h, w)
     alpha = mask.copy()
@@ -83,7 +103,7 @@ def procedural_subject(rng: np.random.Generator, size: int = 384) -> Subject:
     if rng.random() < 0.3:  # a semi-transparent region (glass, veil, smoke)
         veil = _blob_mask(rng, h, w) * rng.uniform(0.2, 0.7)
         alpha = np.maximum(alpha * (1 - (veil > 0)), veil) if rng.random() < 0.5 else np.maximum(alpha, veil)
-    fgr = _texture(rng, h, w)
+    fgr = _photo_texture(rng, h, w, photos) if photos and photo_p and rng.random() < photo_p else _texture(rng, h, w)
     return Subject(
         f"procedural_{rng.integers(1 << 30)}", fgr, np.clip(alpha, 0, 1).astype(np.float32), "procedural", "generated"
     )

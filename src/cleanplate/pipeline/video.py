@@ -88,6 +88,7 @@ class _Batch:
     images: torch.Tensor  # (B, H, W, 3) uint8, pinned on CUDA
     pts: list[int]  # output pts (input pts minus the first frame's)
     backgrounds: torch.Tensor | None = None  # (B, H, W, 3) uint8 for video / blur backgrounds
+    src: torch.Tensor | None = None  # (B, 3, H, W) float, converted by the decoder on CPU
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -200,6 +201,8 @@ class _Job:
 
         def flush() -> bool:
             batch = _Batch(self._stack(images), list(pts))
+            if not self.cuda:  # the conversion overlaps inference instead of preceding it
+                batch.src = self._to_device(batch.images)
             if backgrounds:
                 batch.backgrounds = self._stack(backgrounds)
             images.clear(), pts.clear(), backgrounds.clear()
@@ -237,7 +240,7 @@ class _Job:
     def _infer(self, batch: _Batch) -> tuple[dict[str, torch.Tensor], Any]:
         """Matte one batch; returns uint8 (B, H, W, C) CPU tensors per output kind and a CUDA event."""
         with torch.inference_mode():
-            src = self._to_device(batch.images)
+            src = batch.src if batch.src is not None else self._to_device(batch.images)
             if self.aligner is not None:
                 plates = [self.aligner.warp(img, self.prev_alpha_np) for img in batch.images.numpy()]
                 bgr = self._to_device(self._stack(plates))

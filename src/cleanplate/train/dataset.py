@@ -38,6 +38,8 @@ class Mix:
     background_change: float = 0.25
     colour_jitter: float = 0.5
     levels: tuple[float, float, float] = (0.35, 0.35, 0.3)  # low, medium, high plate drift
+    photo_texture: float = 0.0  # share of procedural subjects textured with photo crops
+    large: float = 0.0  # share of subjects placed large (up to 1.5x the frame height)
 
 
 def load_training_pool(
@@ -85,8 +87,11 @@ def make_sample(
         if kind == 0 and subjects:
             subject = subjects[rng.integers(len(subjects))]
         else:
-            subject = procedural_subject(rng, size=int(max(h, w) * rng.uniform(0.5, 1.0)))
-        f, a = perturb.place_subject(subject, h, w, rng)
+            subject = procedural_subject(
+                rng, size=int(max(h, w) * rng.uniform(0.5, 1.0)), photos=backgrounds, photo_p=mix.photo_texture
+            )
+        frac = (0.8, 1.5) if mix.large and rng.random() < mix.large else (0.4, 1.1)
+        f, a = perturb.place_subject(subject, h, w, rng, height_frac=frac)
         if rng.random() < mix.colour_jitter:
             f = perturb.colour_jitter(f, rng)
         # Later subjects go in front of earlier ones ("over" in premultiplied colour).
