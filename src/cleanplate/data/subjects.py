@@ -96,14 +96,15 @@ def list_subject_ids(folder: str | Path) -> list[str]:
     return sorted(p.name[: -len("_pha.png")] for p in folder.glob("*_pha.png"))
 
 
-def _resize_long(img: np.ndarray, long_side: int | None) -> np.ndarray:
+def resize_long(img: np.ndarray, long_side: int | None) -> np.ndarray:
+    """Downsize (area) so the long side is at most ``long_side``; never upsizes."""
     if not long_side:
         return img
     h, w = img.shape[:2]
     scale = long_side / max(h, w)
     if scale >= 1:
         return img
-    return cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def load_subject(
@@ -124,7 +125,7 @@ def load_subject(
         raise InputError(f"subject {subject_id}: no {subject_id}_fgr.png or {subject_id}_img.jpg in {folder}")
     if fgr.shape[:2] != pha.shape:
         raise InputError(f"subject {subject_id}: image {fgr.shape[:2]} and alpha {pha.shape} differ in size")
-    fgr, pha = _resize_long(fgr, long_side), _resize_long(pha, long_side)
+    fgr, pha = resize_long(fgr, long_side), resize_long(pha, long_side)
     pha = snap_alpha(pha)
     if not clean:
         fgr = estimate_foreground(fgr, pha)
@@ -150,4 +151,4 @@ def list_backgrounds(folder: str | Path) -> list[Path]:
 
 
 def load_background(path: str | Path, *, long_side: int | None = None) -> np.ndarray:
-    return _resize_long(read_rgb(Path(path)), long_side)
+    return resize_long(read_rgb(Path(path)), long_side)

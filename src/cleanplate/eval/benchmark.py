@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..data.perturb import cover_crop
-from ..data.subjects import read_alpha, read_rgb
+from ..data.subjects import read_alpha, read_rgb, resize_long
 from ..errors import InputError
 from .metrics import METRICS, foreground_mse
 
@@ -80,17 +79,6 @@ def clean_alpha(pha: np.ndarray, tol: float = 2.5 / 255) -> np.ndarray:
 def quantize(img: np.ndarray) -> np.ndarray:
     """Round to 8 bits, as every stored frame and plate is."""
     return (np.round(np.clip(img, 0, 1) * 255) / 255).astype(np.float32)
-
-
-def resize_long(img: np.ndarray, max_size: int | None) -> np.ndarray:
-    """Downsize (area) so the long side is at most ``max_size``; never upsizes."""
-    if not max_size:
-        return img
-    h, w = img.shape[:2]
-    s = max_size / max(h, w)
-    if s >= 1:
-        return img
-    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
 def _need_dir(path: str | Path, what: str) -> Path:
