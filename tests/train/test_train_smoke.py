@@ -81,3 +81,12 @@ def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
     bad.write_text('name = "x"\nlearning_rate = 1\n')
     with pytest.raises(InputError, match="learning_rate"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_their_mix_is_valid(path: Path) -> None:
+    from cleanplate.train.dataset import Mix
+
+    cfg = load_config(path)
+    Mix(**cfg.mix)  # an unknown [mix] key would only fail once training starts
+    assert cfg.stages and all(s.steps > 0 for s in cfg.stages)
