@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 import cleanplate
+from cleanplate.eval.report import checkerboard
 from cleanplate.io.image import read_image
 from cleanplate.io.video import VideoReader
 
@@ -35,12 +36,6 @@ NC_CASES = [
 ROW_HEIGHT = 270
 
 
-def checkerboard(h: int, w: int, cell: int = 16) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    board = np.where(((yy // cell) + (xx // cell)) % 2 == 0, 200, 150).astype(np.uint8)
-    return np.repeat(board[..., None], 3, axis=2)
-
-
 def read_frame(spec: str) -> np.ndarray:
     """An image file, or frame N of a clip written ``clip.avi#N``."""
     if "#" not in spec:
@@ -53,31 +48,33 @@ def read_frame(spec: str) -> np.ndarray:
     raise SystemExit(f"{name} has fewer than {int(index) + 1} frames")
 
 
+def tiles(src: np.ndarray, plate: np.ndarray, matte, background, height: int) -> np.ndarray:
+    """One row: frame | plate | alpha | composite over ``background``, scaled to ``height``."""
+    h, w = matte.size
+    if plate.shape[:2] != (h, w):
+        plate = cv2.resize(plate, (w, h), interpolation=cv2.INTER_AREA)
+    alpha = np.repeat(matte.to_array("alpha")[..., None], 3, axis=2)
+    size = (round(w * height / h), height)
+    images = [src, plate, alpha, matte.composite(background)]
+    return np.concatenate([cv2.resize(t, size, interpolation=cv2.INTER_AREA) for t in images], axis=1)
+
+
+def write_jpeg(image: np.ndarray, path: Path) -> None:
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    print(f"wrote {path} ({image.shape[1]}x{image.shape[0]})")
+
+
 def row(matter, frame: str, plate: str, align: bool) -> np.ndarray:
     src, bgr = read_frame(frame), read_image(PAIRS / plate)
     matte = matter.matte(src, bgr, align=align)
-    h, w = matte.size
-    comp = matte.composite(checkerboard(h, w))
-    alpha = np.repeat((matte.alpha * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
-    plate_img = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA) if bgr.shape[:2] != (h, w) else bgr
-    tiles = [src, plate_img, alpha, comp]
-    scale = ROW_HEIGHT / h
-    size = (round(w * scale), ROW_HEIGHT)
-    return np.concatenate([cv2.resize(t, size, interpolation=cv2.INTER_AREA) for t in tiles], axis=1)
+    return tiles(src, bgr, matte, checkerboard(*matte.size), ROW_HEIGHT)
 
 
 def sample_figure(matter, output: Path) -> None:
     """The README's first picture: the bundled carpark sample, composited over green."""
     samples = ROOT / "src" / "cleanplate" / "samples"
     src, bgr = read_image(samples / "carpark_src.jpg"), read_image(samples / "carpark_plate.jpg")
-    matte = matter.matte(src, bgr)
-    alpha = np.repeat((matte.alpha * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
-    tiles = [src, bgr, alpha, matte.composite("green")]
-    h, w = src.shape[:2]
-    size = (round(w * 300 / h), 300)
-    image = np.concatenate([cv2.resize(t, size, interpolation=cv2.INTER_AREA) for t in tiles], axis=1)
-    cv2.imwrite(str(output), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]})")
+    write_jpeg(tiles(src, bgr, matter.matte(src, bgr), "green", 300), output)
 
 
 def main() -> None:
@@ -92,9 +89,7 @@ def main() -> None:
     rows = [row(matter, f, p, align) for f, p, align in cases]
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    image = np.concatenate(rows, axis=0)
-    cv2.imwrite(str(args.output), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]})")
+    write_jpeg(np.concatenate(rows, axis=0), args.output)
     sample_figure(matter, args.sample_output)
 
 

@@ -143,7 +143,7 @@ class GridBuilder:
             return
         h, w = case.size
         width = max(1, round(w * self.height / h))
-        checker = _checkerboard(h, w)
+        checker = checkerboard(h, w)
         tiles = [case.src, case.plate, case.pha]
         for m in self.models:
             pha, fgr = predictions[m]
@@ -168,7 +168,8 @@ class GridBuilder:
         return np.concatenate(strips, axis=0)
 
 
-def _checkerboard(h: int, w: int, cell: int = 16) -> np.ndarray:
+def checkerboard(h: int, w: int, cell: int = 16) -> np.ndarray:
+    """Grey float H×W×3 checks: shows through where alpha is below 1."""
     yy, xx = np.mgrid[0:h, 0:w]
     board = (((yy // cell) + (xx // cell)) % 2).astype(np.float32) * 0.25 + 0.6
     return np.repeat(board[..., None], 3, axis=2)
