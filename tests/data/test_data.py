@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cleanplate.data import perturb
-from cleanplate.data.procedural import procedural_subject
+from cleanplate.data.procedural import _foliage, _lattice, procedural_subject
 from cleanplate.data.split import is_holdout_background, is_holdout_subject, license_allows_training
 from cleanplate.data.subjects import Subject, estimate_foreground
 from cleanplate.train.dataset import Mix, load_training_pool, make_sample
@@ -127,3 +127,44 @@ def test_snap_alpha_removes_jpeg_veil() -> None:
 
     pha = np.array([0.0, 1 / 255, 0.5, 254 / 255, 1.0], np.float32)
     np.testing.assert_array_equal(snap_alpha(pha), [0, 0, 0.5, 1, 1])
+
+
+def _outline_ratio(alpha: np.ndarray) -> float:
+    """Outline length over the square root of the area: large for ragged, holey shapes."""
+    binary = alpha > 0.2
+    edges = binary ^ np.roll(binary, 1, 0) | binary ^ np.roll(binary, 1, 1)
+    return edges.sum() / np.sqrt(max(binary.sum(), 1))
+
+
+def test_structured_subjects_are_more_ragged_and_stay_in_range() -> None:
+    photo = np.random.default_rng(0).uniform(0, 1, (120, 160, 3)).astype(np.float32)
+    plain, structured = [], []
+    for seed in range(12):
+        a = procedural_subject(np.random.default_rng(seed), 128, photos=[photo], photo_p=0.5, structure_p=0.0)
+        b = procedural_subject(np.random.default_rng(seed), 128, photos=[photo], photo_p=0.5, structure_p=1.0)
+        assert b.pha.dtype == np.float32 and b.pha.min() >= 0 and b.pha.max() <= 1
+        assert b.fgr.shape[:2] == b.pha.shape
+        plain.append(_outline_ratio(a.pha))
+        structured.append(_outline_ratio(b.pha))
+    assert np.mean(structured) > 1.2 * np.mean(plain)
+    assert sum(b >= a for a, b in zip(plain, structured, strict=True)) >= 9
+
+
+def test_lattice_and_foliage() -> None:
+    rng = np.random.default_rng(0)
+    cut = _lattice(rng, 200, 200)
+    assert cut.min() == 0 and cut.max() == 1 and 0.2 < cut.mean() < 0.95  # bars and holes
+    mask = np.zeros((200, 200), np.float32)
+    mask[60:140, 60:140] = 1
+    leaves = _foliage(rng, 200, 200, mask)
+    outside = leaves[mask == 0]
+    assert leaves.max() <= 1 and (outside > 0.5).sum() > 50  # leaves reach out of the body
+
+
+def test_structure_off_draws_no_random_numbers() -> None:
+    # Configs without the option must keep their exact samples (the shipped model's recipe).
+    photo = np.random.default_rng(0).uniform(0, 1, (60, 80, 3)).astype(np.float32)
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    procedural_subject(r1, 64, photos=[photo], photo_p=0.5)
+    procedural_subject(r2, 64, photos=[photo], photo_p=0.5, structure_p=0.0)
+    assert r1.random() == r2.random()

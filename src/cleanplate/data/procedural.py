@@ -2,7 +2,10 @@
 
 Textured shapes with soft or hard edges, holes, hair-like strands and semi-transparent regions:
 the cases where a plate difference alone is ambiguous (colour matches the background, thin
-structures, partial coverage). Every subject is a pure function of its random generator.
+structures, partial coverage). Structured subjects (``structure_p``) add what people and blobs
+lack and plants, toys and baskets have: leaf clusters, fur along the whole outline, lattices of
+holes, and outlines traced from real photos. Every subject is a pure function of its random
+generator.
 """
 
 from __future__ import annotations
@@ -51,18 +54,25 @@ def _blob_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return mask
 
 
-def _strands(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.ndarray:
+def _strands(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    mask: np.ndarray,
+    count: tuple[int, int] = (20, 120),
+    length_frac: tuple[float, float] = (0.05, 0.3),
+) -> np.ndarray:
     """Hair-like curves growing out of the mask's edge, thin and partially transparent."""
     out = np.zeros((h * 2, w * 2), np.float32)  # drawn at 2x then reduced: sub-pixel widths
     ys, xs = np.nonzero(mask > 0.5)
     if len(ys) == 0:
         return out[::2, ::2]
-    for _ in range(rng.integers(20, 120)):
+    for _ in range(rng.integers(*count)):
         i = rng.integers(len(ys))
         p = np.array([xs[i], ys[i]], np.float32) * 2
         direction = rng.normal(0, 1, 2)
         direction /= np.linalg.norm(direction) + 1e-6
-        length = rng.uniform(0.05, 0.3) * min(h, w) * 2
+        length = rng.uniform(*length_frac) * min(h, w) * 2
         curl = rng.normal(0, 0.08)
         pts = []
         for t in np.linspace(0, 1, 12):
@@ -87,13 +97,91 @@ def _photo_texture(rng: np.random.Generator, h: int, w: int, photos: list[np.nda
     return np.clip(tex * gain, 0, 1).astype(np.float32)
 
 
+def _edge_points(mask: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` random (x, y) points on the outline of a mask (its centre when it has no outline)."""
+    binary = (mask > 0.5).astype(np.uint8)
+    ys, xs = np.nonzero(binary - cv2.erode(binary, np.ones((3, 3), np.uint8)))
+    if len(ys) == 0:
+        return np.full((n, 2), (mask.shape[1] / 2, mask.shape[0] / 2), np.float32)
+    i = rng.integers(len(ys), size=n)
+    return np.stack([xs[i], ys[i]], 1).astype(np.float32)
+
+
+def _foliage(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.ndarray:
+    """Clusters of small leaves (thin rotated ellipses, some on stalks) around the outline."""
+    out = np.zeros((h * 2, w * 2), np.float32)
+    scale = min(h, w) * 2
+    for x, y in _edge_points(mask, rng, int(rng.integers(40, 200))) * 2:
+        angle = rng.uniform(0, 360)
+        reach = rng.uniform(0, 0.12) * scale
+        cx = x + reach * np.cos(np.radians(angle))
+        cy = y + reach * np.sin(np.radians(angle))
+        if reach > 4:
+            cv2.line(out, (int(x), int(y)), (int(cx), int(cy)), 1.0, 1, cv2.LINE_AA)
+        axes = (max(2, int(rng.uniform(0.01, 0.06) * scale)), max(1, int(rng.uniform(0.003, 0.02) * scale)))
+        cv2.ellipse(out, (int(cx), int(cy)), axes, angle, 0, 360, 1.0, -1, cv2.LINE_AA)
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _lattice(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A coverage map of 1 with a regular pattern of holes (mesh, lace, basket weave)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    period = rng.uniform(0.02, 0.08) * min(h, w)
+    angle = rng.uniform(0, np.pi / 2)
+    u = (xx * np.cos(angle) + yy * np.sin(angle)) / period
+    v = (-xx * np.sin(angle) + yy * np.cos(angle)) / period
+    bar = rng.uniform(0.15, 0.45)  # bar width as a share of the period
+    # Distance (in pixels) to the nearest bar; coverage falls off over about one pixel.
+    d = np.minimum(np.abs(u - np.round(u)), np.abs(v - np.round(v))) * period - bar * period / 2
+    return np.clip(0.5 - d, 0, 1).astype(np.float32)
+
+
+def _photo_outline(rng: np.random.Generator, h: int, w: int, mask: np.ndarray, photos: list[np.ndarray]) -> np.ndarray:
+    """Fringe traced from a real photo: a soft threshold of its brightness near the outline.
+
+    Natural images give natural shapes (branches, leaves, clutter, thin gaps) for free.
+    """
+    gray = _photo_texture(rng, h, w, photos).mean(axis=2)
+    gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.5, 2.0))
+    level = np.quantile(gray, rng.uniform(0.3, 0.7))
+    sharp = rng.uniform(8, 40)  # edge width of about 1/sharp in grey levels
+    shape = np.clip((gray - level) * sharp + 0.5, 0, 1)
+    if rng.random() < 0.5:
+        shape = 1 - shape
+    reach = max(3, int(rng.uniform(0.03, 0.15) * min(h, w))) | 1
+    near = cv2.GaussianBlur(cv2.dilate((mask > 0.5).astype(np.float32), np.ones((reach, reach), np.uint8)), (0, 0), 1)
+    return (shape * near).astype(np.float32)
+
+
+def _structure(
+    rng: np.random.Generator, h: int, w: int, mask: np.ndarray, alpha: np.ndarray, photos: list[np.ndarray] | None
+) -> np.ndarray:
+    """One kind of fine structure added to (or cut out of) a subject's alpha."""
+    kind = rng.integers(4) if photos else rng.integers(3)
+    if kind == 0:
+        return np.maximum(alpha, _foliage(rng, h, w, mask))
+    if kind == 1:  # fur: dense, short strands all along the outline
+        return np.maximum(alpha, _strands(rng, h, w, mask, count=(600, 1500), length_frac=(0.02, 0.08)))
+    if kind == 2:  # a lattice of holes over the whole subject or its lower part
+        cut = _lattice(rng, h, w)
+        if rng.random() < 0.5:
+            cut[: int(h * rng.uniform(0.2, 0.6))] = 1
+        return alpha * cut
+    return np.maximum(alpha, _photo_outline(rng, h, w, mask, photos))  # type: ignore[arg-type]
+
+
 def procedural_subject(
-    rng: np.random.Generator, size: int = 384, photos: list[np.ndarray] | None = None, photo_p: float = 0.5
+    rng: np.random.Generator,
+    size: int = 384,
+    photos: list[np.ndarray] | None = None,
+    photo_p: float = 0.5,
+    structure_p: float = 0.0,
 ) -> Subject:
     """A random subject of about ``size`` pixels on its long side.
 
     With ``photos``, a share ``photo_p`` of subjects is textured with crops of real photos, so the
-    network must read the plate difference rather than learn what backgrounds look like.
+    network must read the plate difference rather than learn what backgrounds look like. A share
+    ``structure_p`` gets fine structure (see the module docstring) on top.
     """
     h, w = size, int(size * rng.uniform(0.6, 1.0))
     mask = _blob_mask(rng, h, w)
@@ -103,6 +191,9 @@ def procedural_subject(
     if rng.random() < 0.3:  # a semi-transparent region (glass, veil, smoke)
         veil = _blob_mask(rng, h, w) * rng.uniform(0.2, 0.7)
         alpha = np.maximum(alpha * (1 - (veil > 0)), veil) if rng.random() < 0.5 else np.maximum(alpha, veil)
+    # Drawn only when asked for, so configs without it keep their exact samples.
+    if structure_p and rng.random() < structure_p:
+        alpha = _structure(rng, h, w, mask, alpha, photos)
     fgr = _photo_texture(rng, h, w, photos) if photos and photo_p and rng.random() < photo_p else _texture(rng, h, w)
     return Subject(
         f"procedural_{rng.integers(1 << 30)}", fgr, np.clip(alpha, 0, 1).astype(np.float32), "procedural", "generated"

@@ -40,6 +40,7 @@ class Mix:
     levels: tuple[float, float, float] = (0.35, 0.35, 0.3)  # low, medium, high plate drift
     photo_texture: float = 0.0  # share of procedural subjects textured with photo crops
     large: float = 0.0  # share of subjects placed large (up to 1.5x the frame height)
+    structure: float = 0.0  # share of procedural subjects with leaves, fur, lattices or photo outlines
 
 
 def load_training_pool(
@@ -88,7 +89,11 @@ def make_sample(
             subject = subjects[rng.integers(len(subjects))]
         else:
             subject = procedural_subject(
-                rng, size=int(max(h, w) * rng.uniform(0.5, 1.0)), photos=backgrounds, photo_p=mix.photo_texture
+                rng,
+                size=int(max(h, w) * rng.uniform(0.5, 1.0)),
+                photos=backgrounds,
+                photo_p=mix.photo_texture,
+                structure_p=mix.structure,
             )
         frac = (0.8, 1.5) if mix.large and rng.random() < mix.large else (0.4, 1.1)
         f, a = perturb.place_subject(subject, h, w, rng, height_frac=frac)
