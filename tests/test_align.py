@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cleanplate.align import AlignmentWarning, align_plate, estimate_homography
+from cleanplate.align import AlignmentWarning, align_plate, estimate_homography, trimmed_residual
 from cleanplate.io.image import read_image
 
 
@@ -120,3 +120,24 @@ def test_real_handheld_pair(data_dir: Path):
     before = np.abs(plate[band].astype(float) - frame[band]).mean()
     after = np.abs(aligned[band].astype(float) - frame[band]).mean()
     assert after < before * 0.6, (before, after)
+
+
+def test_a_wrong_fit_loses_to_the_plain_plate(handheld, monkeypatch):
+    # Matches on a big subject or a repetitive wall can agree on a wrong warp; the background
+    # residual must catch it and keep the plate as it is.
+    import cleanplate.align as align
+
+    frame, plate, *_ = handheld
+    aligned_plate = align_plate(plate, frame)  # the right warp, as a stand-in for a well-aligned plate
+    wrong = np.array([[1.0, 0.0, 6.0], [0.0, 1.0, -4.0], [0.0, 0.0, 1.0]])
+    monkeypatch.setattr(align, "estimate_homography", lambda p, f: align.Alignment(wrong, 99, 100, 7.2, None))
+    assert np.array_equal(align_plate(aligned_plate, frame), aligned_plate)
+
+
+def test_trimmed_residual_ignores_a_subject_smaller_than_half_the_view():
+    rng = np.random.default_rng(0)
+    bg = rng.integers(0, 255, (100, 100)).astype(np.uint8)
+    frame = bg.copy()
+    frame[20:60, 20:80] = 255 - frame[20:60, 20:80]  # a 'subject' on 24% of the view
+    assert trimmed_residual(bg, frame) == 0
+    assert trimmed_residual(np.roll(bg, 2, axis=1), frame) > 20

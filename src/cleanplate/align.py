@@ -1,9 +1,13 @@
-"""Align a handheld clean plate to the frame: feature matches + RANSAC homography.
+"""Align a handheld clean plate to the frame: feature matches + RANSAC homography (or affine).
 
 Only the background is shared between frame and plate, and the subject covers part of it, so
-the fit must be robust (RANSAC) and is sanity-checked before use. Alignment is best effort:
-when it cannot be trusted, :func:`align_plate` warns and returns the plate resized as usual,
-never raises for a bad pair of photos.
+the fit must be robust (RANSAC) and is sanity-checked before use. Matches on a large subject or
+a repetitive background can still agree on a wrong homography, so :func:`align_plate` also fits
+an affine map to the same matches and keeps whichever of plain resizing, affine and homography
+leaves the smallest background residual (the mean of the smaller half of per-pixel differences:
+the background, whatever the subject covers). Alignment is best effort: when it cannot be
+trusted, :func:`align_plate` warns and returns the plate resized as usual, never raises for a
+bad pair of photos.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Alignment:
     inliers: int
     matches: int
     corner_shift: float  # largest corner displacement, in frame pixels
+    affine: np.ndarray | None = None  # an affine fit (as 3x3) to the same matches, when one was found
 
 
 def _gray(image: np.ndarray, scale: float) -> np.ndarray:
@@ -107,7 +112,30 @@ def estimate_homography(plate: np.ndarray, frame: np.ndarray) -> Alignment:
     shift = float(np.linalg.norm(moved - corners, axis=2).max())
     if shift > MAX_CORNER_SHIFT * float(np.hypot(fw, fh)):
         raise ValueError(f"corners would move {shift:.0f} px")
-    return Alignment(h, inliers, len(good), shift)
+    affine, a_mask = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.5 / fs)
+    if affine is not None and a_mask is not None and int(a_mask.sum()) >= MIN_INLIERS:
+        affine = np.vstack([affine, [0.0, 0.0, 1.0]])
+    else:
+        affine = None
+    return Alignment(h, inliers, len(good), shift, affine)
+
+
+def trimmed_residual(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean of the smaller half of |a - b| (grey images; over ``mask`` when given).
+
+    The subject differs from the plate whatever the warp; the smaller half of the differences is
+    the background (unless the subject covers most of the view), which is what alignment moves.
+    """
+    d = np.abs(a.astype(np.float32) - b.astype(np.float32))
+    d = (d[mask > 0] if mask is not None else d).ravel()
+    half = d.size // 2
+    return float(np.partition(d, half)[:half].mean()) if half else float(d.mean()) if d.size else 0.0
+
+
+def background_residual(plate: np.ndarray, frame: np.ndarray, work_side: int = 512) -> float:
+    """How well ``plate`` (already on the frame's grid) lines up with the frame's background."""
+    s = min(1.0, work_side / max(frame.shape[:2]))
+    return trimmed_residual(_gray(plate, s), _gray(frame, s))
 
 
 def warp_plate(plate: np.ndarray, homography: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
@@ -131,4 +159,7 @@ def align_plate(plate: np.ndarray, frame: np.ndarray) -> np.ndarray:
             f"plate alignment failed ({exc}); using the plate unaligned{note}", AlignmentWarning, stacklevel=2
         )
         return resize(plate, size)
-    return warp_plate(plate, fit.homography, size)
+    candidates = [resize(plate, size), warp_plate(plate, fit.homography, size)]
+    if fit.affine is not None:
+        candidates.append(warp_plate(plate, fit.affine, size))
+    return min(candidates, key=lambda c: background_residual(c, frame))

@@ -82,3 +82,21 @@ def test_plate_of_another_resolution(data_dir, plate_size) -> None:
     h = PlateAligner(plate, SIZE).estimate(frame, alpha)
     scale = np.diag([SIZE[1] / plate_size[1], SIZE[0] / plate_size[0], 1.0])
     assert _corner_error(h, _drift(3, 0, 0, 1.0) @ scale) < 1.0
+
+
+def test_a_fit_that_misaligns_the_background_is_refused(data_dir, monkeypatch) -> None:
+    import cleanplate.pipeline.align as module
+
+    plate = background(data_dir, SIZE)
+    frame, alpha = _frame(plate, np.eye(3), np.random.default_rng(0))  # the camera did not move
+    wrong = _drift(5.0, -4.0, 0.0, 1.0)
+    real = cv2.findHomography
+
+    def bad_fit(src, dst, *args, **kwargs):
+        _, inliers = real(src, dst, *args, **kwargs)
+        return wrong, np.ones_like(inliers)
+
+    monkeypatch.setattr(module.cv2, "findHomography", bad_fit)
+    aligner = PlateAligner(plate, SIZE, ecc=False)
+    assert _corner_error(aligner.estimate(frame, alpha), np.eye(3)) < 1e-6
+    assert aligner.stats.resized == 1 and aligner.stats.fitted == 0

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..align import trimmed_residual
+
 MIN_INLIERS = 20
 MIN_INLIER_RATIO = 0.25
 MAX_CORNER_SHIFT = 0.25  # of the frame diagonal, relative to plain resizing
@@ -136,8 +138,22 @@ class PlateAligner:
         if self.ecc:
             refined = self._refine(gray, mask, h)
             if refined is not None and self._corner_shift(refined, h) <= MAX_ECC_CHANGE * self._diag:
-                return refined
-        return h
+                h = refined
+        # Matches on the subject or a repetitive background can agree on a wrong warp: keep it
+        # only if the background lines up better than with the plate merely resized.
+        return h if self._residual(gray, mask, h) < self._residual(gray, mask, self.base) else None
+
+    def _residual(self, gray: np.ndarray, mask: np.ndarray | None, h: np.ndarray) -> float:
+        """Background residual of the plate warped by ``h`` (plate full-res → frame full-res), in work pixels."""
+        to_work = _scale(self.fs) @ h @ _scale(1 / self.ps)
+        warped = cv2.warpPerspective(
+            self._plate_gray,
+            to_work,
+            (gray.shape[1], gray.shape[0]),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return trimmed_residual(warped, gray, mask)
 
     def _refine(
         self, gray: np.ndarray, mask: np.ndarray | None, h: np.ndarray, min_cc: float = 0.6
