@@ -127,3 +127,29 @@ def test_evaluate_scores_each_model_and_reports(gt_dirs) -> None:
         np.mean([r.metrics["empty"]["mad"] for r in results])
     )
     assert {c["name"] for c in doc["cases"]} == {c.name for c in cases}
+
+
+def test_with_alignment_hands_models_a_plate_lined_up_with_the_frame() -> None:
+    import cv2
+
+    from tests.eval.conftest import disk, texture
+
+    h, w = 240, 320
+    bg = B.quantize(texture(h + 40, w + 40, seed=4))
+    frame_bg = bg[20 : 20 + h, 20 : 20 + w]
+    plate = bg[26 : 26 + h, 16 : 16 + w]  # the camera moved by (4, -6) px
+    a = disk(h, w, 120, 160, 50)
+    src = B.quantize(a[..., None] * 0.9 + (1 - a[..., None]) * frame_bg)
+    seen = []
+
+    def model(s: np.ndarray, p: np.ndarray):
+        seen.append(p)
+        return np.zeros(s.shape[:2], np.float32), None
+
+    B.with_alignment(model)(src, plate)
+    background = cv2.erode((a == 0).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    background[:10], background[-10:], background[:, :10], background[:, -10:] = False, False, False, False
+    before = np.abs(plate - frame_bg)[background].mean()
+    after = np.abs(seen[0] - frame_bg)[background].mean()
+    assert seen[0].dtype == np.float32 and seen[0].shape == src.shape
+    assert after < before / 4, (before, after)

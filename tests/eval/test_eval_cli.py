@@ -51,6 +51,15 @@ def test_synthetic_run_writes_json_and_grid(capsys, gt_dirs, tmp_path: Path) -> 
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out_json.read_text())["config"]["levels"] == ["high"]
+    assert json.loads(out_json.read_text())["config"]["align"] is False
+
+    code, _, err = run(
+        capsys, "eval", "-m", "classical", "--gt-dir", gt, "--backgrounds", bgs, "--split", "all",
+        "--levels", "high", "--json", out_json, "--force", "--summary", "--align",
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    assert doc["config"]["align"] is True and doc["models"]["classical"]["mean"]["mad"] < 0.05
 
 
 def test_triples_compare_two_models(capsys, triples_dir: Path, tmp_path: Path) -> None:

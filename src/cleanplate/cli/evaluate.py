@@ -89,6 +89,11 @@ def _display_names(models: tuple[str, ...]) -> list[str]:
     help="Write a PNG: src | plate | gt alpha | alpha and composite per model, one row per case (first 40).",
 )
 @click.option("--summary", is_flag=True, help="Print only the mean rows, not one row per case.")
+@click.option(
+    "--align",
+    is_flag=True,
+    help="Align each plate onto its frame before every model, as `cleanplate image --align` does.",
+)
 @device_option
 @force_option
 def command(
@@ -104,6 +109,7 @@ def command(
     json_path: Path | None,
     grid_path: Path | None,
     summary: bool,
+    align: bool,
     device: str,
     force: bool,
 ) -> None:
@@ -135,7 +141,8 @@ def command(
     cases, total, config = _cases(triples, gt_dir, backgrounds, subjects, split, level_list, seed, max_size)
     model_args = models or ("default",)
     names = _display_names(model_args)
-    predictors, infos = _load_models(model_args, names, device)
+    predictors, infos = _load_models(model_args, names, device, align)
+    config["align"] = align
     _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force)
 
 
@@ -167,14 +174,14 @@ def _cases(triples, gt_dir, backgrounds, subjects, split, level_list, seed, max_
     return cases, len(ids) * len(level_list), config
 
 
-def _load_models(model_args, names, device):
+def _load_models(model_args, names, device, align=False):
     from ..api import load
-    from ..eval.benchmark import predictor
+    from ..eval.benchmark import predictor, with_alignment
 
     predictors, infos = {}, {}
     for arg, name in zip(model_args, names, strict=True):
         matter = load(arg, device=device)
-        predictors[name] = predictor(matter)
+        predictors[name] = with_alignment(predictor(matter)) if align else predictor(matter)
         infos[name] = {k: v for k, v in matter.info.items() if isinstance(v, (str, int, float, bool)) or v is None}
         infos[name]["model"] = arg
     return predictors, infos

@@ -258,6 +258,27 @@ def predictor(matter: Any) -> Predictor:
     return run_module
 
 
+def with_alignment(run: Predictor) -> Predictor:
+    """``run`` with the plate first aligned onto the frame, as ``Matter.matte(..., align=True)`` does.
+
+    Cases are 8-bit already (see :func:`quantize`), so the round trip through uint8 loses nothing.
+    """
+    import warnings
+
+    from ..align import AlignmentWarning, align_plate
+
+    def to_u8(img: np.ndarray) -> np.ndarray:
+        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+    def aligned(src: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AlignmentWarning)  # falls back to the plate as it is
+            plate = align_plate(to_u8(plate), to_u8(src)).astype(np.float32) / 255
+        return run(src, plate)
+
+    return aligned
+
+
 def score(pred_pha: np.ndarray, pred_fgr: np.ndarray | None, case: Case) -> dict[str, float]:
     """All metrics for one prediction (whole image)."""
     out = {name: fn(pred_pha, case.pha) for name, fn in METRICS.items()}
