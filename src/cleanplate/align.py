@@ -22,6 +22,7 @@ from .compose import resize
 from .plate import aspect_matches
 
 WORK_SIDE = 1024  # features are found on copies no larger than this (speed; homography rescaled)
+RESIDUAL_SIDE = 512  # candidate warps are compared on copies no larger than this
 MIN_INLIERS = 24
 MIN_INLIER_RATIO = 0.25
 MAX_CORNER_SHIFT = 0.25  # of the frame diagonal
@@ -128,14 +129,10 @@ def trimmed_residual(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = Non
     """
     d = np.abs(a.astype(np.float32) - b.astype(np.float32))
     d = (d[mask > 0] if mask is not None else d).ravel()
+    if d.size < 2:
+        return float(d.sum())
     half = d.size // 2
-    return float(np.partition(d, half)[:half].mean()) if half else float(d.mean()) if d.size else 0.0
-
-
-def background_residual(plate: np.ndarray, frame: np.ndarray, work_side: int = 512) -> float:
-    """How well ``plate`` (already on the frame's grid) lines up with the frame's background."""
-    s = min(1.0, work_side / max(frame.shape[:2]))
-    return trimmed_residual(_gray(plate, s), _gray(frame, s))
+    return float(np.partition(d, half)[:half].mean())
 
 
 def warp_plate(plate: np.ndarray, homography: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
@@ -162,4 +159,7 @@ def align_plate(plate: np.ndarray, frame: np.ndarray) -> np.ndarray:
     candidates = [resize(plate, size), warp_plate(plate, fit.homography, size)]
     if fit.affine is not None:
         candidates.append(warp_plate(plate, fit.affine, size))
-    return min(candidates, key=lambda c: background_residual(c, frame))
+    # Score on grey copies no larger than RESIDUAL_SIDE: enough to see a pixel of misalignment.
+    s = min(1.0, RESIDUAL_SIDE / max(size))
+    frame_gray = _gray(frame, s)
+    return min(candidates, key=lambda c: trimmed_residual(_gray(c, s), frame_gray))

@@ -127,8 +127,8 @@ def test_no_file_under_final_name_while_writing(clip_factory, tmp_path: Path) ->
     clip = clip_factory(n=4)
     writer = _write(f"rgba={tmp_path / 'out.mov'}", clip, n=2)
     # The encoder may still hold both frames (frame threads), so the temp file itself may not exist
-    # yet; what must hold is that nothing visible does, and that the temp name is hidden, beside
-    # the target (same file system, so the final rename is atomic).
+    # yet; what must hold is that nothing exists under the final name, and that the temp name is
+    # hidden, beside the target (same file system, so the final rename is atomic).
     before = {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")}
     assert "out.mov" not in before
     assert writer.tmp.name.startswith(".out.tmp-") and writer.tmp.parent == tmp_path

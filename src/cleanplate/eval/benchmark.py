@@ -266,14 +266,12 @@ def with_alignment(run: Predictor) -> Predictor:
     import warnings
 
     from ..align import AlignmentWarning, align_plate
-
-    def to_u8(img: np.ndarray) -> np.ndarray:
-        return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    from ..compose import to_uint8
 
     def aligned(src: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AlignmentWarning)  # falls back to the plate as it is
-            plate = align_plate(to_u8(plate), to_u8(src)).astype(np.float32) / 255
+            plate = align_plate(to_uint8(plate), to_uint8(src)).astype(np.float32) / 255
         return run(src, plate)
 
     return aligned
