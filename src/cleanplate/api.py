@@ -189,10 +189,11 @@ class Matter:
             src = self._prepare(src)
             bgr = self._prepare(bgr)
             h, w = src.shape[-2:]
-            src_p, size = pad_to_multiple(src, 4)
-            bgr_p, _ = pad_to_multiple(bgr, 4)
             if hasattr(self._forward, "backbone_scale"):
                 self._forward.backbone_scale = self.scale_for(h, w)
+            multiple = max(4, int(getattr(self._forward, "pad_multiple", 4)))
+            src_p, size = pad_to_multiple(src, multiple)
+            bgr_p, _ = pad_to_multiple(bgr, multiple)
             out = self._forward(src_p, bgr_p)
             pha, fgr = out[0], out[1]
             full = src_p.shape[-2:]

@@ -38,7 +38,7 @@ def test_synthetic_run_writes_json_and_grid(capsys, gt_dirs, tmp_path: Path) -> 
     assert doc["config"]["complete"] is True and doc["config"]["levels"] == ["low"]
     assert len(doc["cases"]) == 2
     mean = doc["models"]["classical"]["mean"]
-    assert set(mean) == {"sad", "mse", "mad", "grad", "conn", "fgr_mse"}
+    assert set(mean) == {"sad", "mse", "mad", "grad", "conn", "fgr_mse", "fgr_edge"}
     assert mean["mad"] < 0.05  # clean synthetic disks: the keyer is nearly exact
     assert out_png.stat().st_size > 1000
 
@@ -122,3 +122,23 @@ def test_interrupted_run_keeps_finished_cases(capsys, gt_dirs, tmp_path: Path, m
     doc = json.loads(out_json.read_text())
     assert doc["config"]["complete"] is False and len(doc["cases"]) == 1
     assert "1 of 4 cases" in err
+
+
+def test_reference_adds_the_model_and_reports_per_case_ratios(capsys, gt_dirs, tmp_path: Path) -> None:
+    from cleanplate.models.checkpoint import save_checkpoint
+    from cleanplate.models.guided import GuidedMatting
+
+    gt, bgs = gt_dirs
+    net = save_checkpoint(GuidedMatting(), tmp_path / "net.pt")
+    out_json = tmp_path / "res.json"
+    code, out, err = run(
+        capsys, "eval", "-m", net, "--reference", "classical", "--gt-dir", gt, "--backgrounds", bgs,
+        "--split", "all", "--levels", "low", "--summary", "--json", out_json,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "MAD net.pt/classical per case: worst" in out
+    assert "worst: " in out
+    doc = json.loads(out_json.read_text())
+    assert doc["config"]["reference"] == "classical"
+    assert set(doc["models"]) == {"net.pt", "classical"}
+    assert doc["models"]["net.pt"]["vs_reference"]["cases"] == 2

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..models import MattingBase, MattingRefine
+from ..models.guided import GuidedMatting
 from .config import StageConfig, TrainConfig
 from .dataset import Mix, SyntheticMatting, load_training_pool
 from .losses import base_loss, refine_loss
@@ -26,6 +27,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
+    if stage.kind == "guided":
+        return GuidedMatting(backbone_scale=stage.backbone_scale)
     if stage.kind == "base":
         return MattingBase(cfg.backbone)
     return MattingRefine(
@@ -126,7 +129,7 @@ class Trainer:
             persistent_workers=cfg.workers > 0,
             prefetch_factor=4 if cfg.workers > 0 else None,
         )
-        loss_fn = base_loss if stage.kind == "base" else refine_loss
+        loss_fn = base_loss if stage.kind == "base" else refine_loss  # guided: same 6 outputs as refine
         amp = self._autocast()
         last_save, t0, first_step = time.monotonic(), time.monotonic(), step
         for batch in loader:

@@ -1,0 +1,182 @@
+"""The plate-guided matting model: a keyed estimate, a learned correction, full-resolution edges.
+
+:class:`GuidedMatting` (the built-in ``default``) works in three steps:
+
+1. At a working resolution (``backbone_scale`` of the frame, as for BGMv2) the plate features of
+   :mod:`.features` give a keyed alpha, a tone-matched plate and the distance between them.
+2. A small U-Net reads frame, plate and those features and predicts **corrections**: to the
+   keyed alpha, to the foreground colour solved from the compositing equation, to how far to trust
+   that equation at edges, and an error map. Its output layer starts at zero, so the untrained
+   model *is* the keyer, and training only has to learn what keying gets wrong (holes where
+   subject and plate colours coincide, shadows, misaligned plates, soft edges).
+3. At full resolution, alpha is upsampled with a fast guided filter (frame as guide: edges follow
+   the frame, not the working grid), then re-estimated near edges from the compositing equation
+   ``I = aF + (1 - a)B`` with B the full-resolution matched plate and F the predicted subject
+   colour; the foreground is solved from the same equation, so the old background does not
+   survive as a halo in hair and edges.
+
+``forward(src, bgr)`` returns what :class:`~cleanplate.models.MattingRefine` does:
+``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``; ``ref_sm`` marks where the edge equation was used.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import features as feat
+
+FG_PRIOR = 0.02  # pull of the solved foreground towards the predicted colour where alpha is small
+GF_EPS = 1e-3
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _block(cin: int, cout: int, stride: int = 1, depth: int = 2) -> nn.Sequential:
+    layers = _conv(cin, cout, stride)
+    for _ in range(depth - 1):
+        layers += _conv(cout, cout)
+    return nn.Sequential(*layers)
+
+
+class CorrectionNet(nn.Module):
+    """U-Net over the plate features: 4 downsamplings, skip connections, zero-initialised head.
+
+    The full working resolution gets one thin convolution on each side (it carries the pixel-level
+    detail; most of the compute budget at 1080p would go there otherwise), deeper levels two.
+    """
+
+    OUT = 6  # d_alpha, d_fgr (3), d_trust, err
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
+        super().__init__()
+        self.enc = nn.ModuleList()
+        cin = feat.IN_CHANNELS
+        for i, w in enumerate(widths):
+            self.enc.append(_block(cin, w, 1 if i == 0 else 2, depth=1 if i == 0 else 2))
+            cin = w
+        self.dec = nn.ModuleList()
+        for i, w_skip in enumerate(reversed(widths[:-1])):
+            self.dec.append(_block(cin + w_skip, w_skip, depth=1 if i == len(widths) - 2 else 2))
+            cin = w_skip
+        self.head = nn.Conv2d(cin, self.OUT, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for block in self.dec:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def guided_upsample(
+    p_lr: torch.Tensor, g_lr: torch.Tensor, g_hr: torch.Tensor, r: int = 1, eps: float = GF_EPS
+) -> torch.Tensor:
+    """Fast guided filter (He & Sun 2015): a local linear model p = A g + b fitted on the working
+    grid, its coefficients upsampled bilinearly and applied to the full-resolution guide."""
+    mean_g, mean_p = _box(g_lr, r), _box(p_lr, r)
+    cov = _box(g_lr * p_lr, r) - mean_g * mean_p
+    var = _box(g_lr * g_lr, r) - mean_g * mean_g
+    a = cov / (var + eps)
+    b = mean_p - a * mean_g
+    size = g_hr.shape[-2:]
+    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return a * g_hr + b
+
+
+def solve_foreground(src: torch.Tensor, bgr: torch.Tensor, alpha: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """F from ``I = aF + (1-a)B``, pulled towards ``prior`` where alpha is small (MAP, Gaussian prior)."""
+    return ((alpha * (src - (1 - alpha) * bgr) + FG_PRIOR * prior) / (alpha * alpha + FG_PRIOR)).clamp(0, 1)
+
+
+def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha from the compositing equation and a heuristic trust in it (0..1, per pixel).
+
+    Trusted where subject and plate colours differ (|F - B|) and the pixel lies on the line
+    between them (small residual): texture the predicted colour does not explain keeps the
+    upsampled alpha.
+    """
+    fb = fgr - bgr
+    ib = src - bgr
+    norm2 = fb.square().sum(1, keepdim=True)
+    a = ((ib * fb).sum(1, keepdim=True) / (norm2 + 1e-4)).clamp(0, 1)
+    residual = ((ib - a * fb).square().sum(1, keepdim=True) + 1e-8).sqrt()
+    trust = feat.smoothstep((norm2 + 1e-8).sqrt(), 0.04, 0.12) * (1 - feat.smoothstep(residual, 0.04, 0.08))
+    return a, trust
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).contiguous()
+
+
+class GuidedMatting(nn.Module):
+    """Plate-guided matting network; see the module docstring.
+
+    Any input size works (the U-Net resamples to its skip connections' sizes); sizes that are a
+    multiple of :attr:`pad_multiple` put each working cell on an exact block of pixels.
+    """
+
+    def __init__(self, backbone_scale: float = 0.5, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
+        super().__init__()
+        self.backbone_scale = backbone_scale
+        self.widths = tuple(widths)
+        self.net = CorrectionNet(self.widths)
+
+    def extra_repr(self) -> str:
+        return f"backbone_scale={self.backbone_scale}"
+
+    def _factor(self) -> int:
+        return max(1, round(1.0 / float(self.backbone_scale)))
+
+    @property
+    def pad_multiple(self) -> int:
+        """Frame sizes should be multiples of this (``Matter`` pads to it): one working cell per k×k block."""
+        return self._factor()
+
+    def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._forward(src.float(), bgr.float(), self._factor())
+
+    def _forward(self, src: torch.Tensor, bgr: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+        src_lr = F.avg_pool2d(src, k) if k > 1 else src
+        bgr_lr = F.avg_pool2d(bgr, k) if k > 1 else bgr
+        f = feat.plate_features(src_lr, bgr_lr)
+        out = self.net(f["stack"]).float()
+        d_alpha, d_fgr, d_trust, err = out[:, 0:1], out[:, 1:4], out[:, 4:5], out[:, 5:6]
+
+        # working resolution: corrected alpha, foreground solved from the equation then corrected
+        pha_sm = (f["keyed"] + d_alpha).clamp(0, 1)
+        fgr_sm = (solve_foreground(src_lr, f["matched"], pha_sm, src_lr) + d_fgr).clamp(0, 1)
+        err_sm = err.abs().clamp(0, 1)
+
+        # full resolution: guided upsampling, then the compositing equation near edges
+        matched = feat.apply_tone(bgr, f["beta"])
+        alpha_up = guided_upsample(pha_sm, _grey(src_lr), _grey(src)).clamp(0, 1)
+        if k > 1:
+            fgr_up = F.interpolate(fgr_sm, size=src.shape[-2:], mode="bilinear", align_corners=False)
+            band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
+            band = F.interpolate(band_sm, size=src.shape[-2:], mode="bilinear", align_corners=False)
+            d_trust_up = F.interpolate(d_trust, size=src.shape[-2:], mode="bilinear", align_corners=False)
+        else:
+            fgr_up, d_trust_up = fgr_sm, d_trust
+            band_sm = band = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
+        a_eq, trust = edge_equation(src, matched, fgr_up)
+        trust = ((trust + d_trust_up).clamp(0, 1) * band).clamp(0, 1)  # outside the band: the upsampled alpha
+        pha = (trust * a_eq + (1 - trust) * alpha_up).clamp(0, 1)
+        fgr = solve_foreground(src, matched, pha, fgr_up)
+        ref_sm = (band_sm > 0.5).to(pha.dtype)
+        return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
