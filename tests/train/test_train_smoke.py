@@ -128,6 +128,6 @@ def test_plate_texture_cuts_subject_textures_from_the_plate(data_dir: Path) -> N
     own = Mix(**base, plate_texture=1.0)
     a = make_sample(np.random.default_rng(5), subjects, backgrounds, (64, 64), plain)
     b = make_sample(np.random.default_rng(5), subjects, backgrounds, (64, 64), own)
-    inside = b["pha"] > 0.99
+    inside = b["pha"] > 0.2
     assert inside.any() and not np.array_equal(a["src"], b["src"])
-    assert b["src"].shape == (64, 64, 3) and 0 <= b["src"].min() and b["src"].max() <= 1
+    assert b["src"].shape == (64, 64, 3) and b["src"].min() >= 0 and b["src"].max() <= 1
