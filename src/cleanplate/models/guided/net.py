@@ -164,19 +164,94 @@ class GuidedMatting(nn.Module):
         err_sm = err.abs().clamp(0, 1)
 
         # full resolution: guided upsampling, then the compositing equation near edges
-        matched = feat.apply_tone(bgr, f["beta"])
         alpha_up = guided_upsample(pha_sm, _grey(src_lr), _grey(src)).clamp(0, 1)
-        if k > 1:
-            fgr_up = F.interpolate(fgr_sm, size=src.shape[-2:], mode="bilinear", align_corners=False)
-            band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
-            band = F.interpolate(band_sm, size=src.shape[-2:], mode="bilinear", align_corners=False)
-            d_trust_up = F.interpolate(d_trust, size=src.shape[-2:], mode="bilinear", align_corners=False)
-        else:
-            fgr_up, d_trust_up = fgr_sm, d_trust
-            band_sm = band = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
-        a_eq, trust = edge_equation(src, matched, fgr_up)
-        trust = ((trust + d_trust_up).clamp(0, 1) * band).clamp(0, 1)  # outside the band: the upsampled alpha
-        pha = (trust * a_eq + (1 - trust) * alpha_up).clamp(0, 1)
-        fgr = solve_foreground(src, matched, pha, fgr_up)
+        band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
+        maps = torch.cat([fgr_sm, band_sm, d_trust], dim=1)  # what the edge step reads, upsampled
+        h, w = src.shape[-2:]
+        patched = (
+            k > 1
+            and not torch.is_grad_enabled()
+            and not torch.jit.is_tracing()
+            and h % k == 0
+            and w % k == 0
+            and h // k == pha_sm.shape[-2]
+            and w // k == pha_sm.shape[-1]
+        )
+        edges = _edges_in_cells if patched else _edges_dense
+        pha, fgr = edges(src, bgr, f["beta"], alpha_up, maps, k)
         ref_sm = (band_sm > 0.5).to(pha.dtype)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+
+
+def _edge_step(
+    src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor, alpha_up: torch.Tensor, maps_up: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha and foreground at full resolution from the upsampled working maps (any region of the frame).
+
+    ``maps_up`` holds the predicted foreground colour (3), the edge band (1) and the learned trust
+    correction (1). Outside the band the upsampled alpha stands and the foreground is the frame
+    itself (interior: exact colours; background: never shown); inside, both follow the equation.
+    """
+    fgr_up, band, d_trust = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5]
+    matched = feat.apply_tone(bgr, beta)
+    a_eq, trust = edge_equation(src, matched, fgr_up)
+    trust = (trust + d_trust).clamp(0, 1) * band
+    pha = (trust * a_eq + (1 - trust) * alpha_up).clamp(0, 1)
+    fgr = src + band * (solve_foreground(src, matched, pha, fgr_up) - src)
+    return pha, fgr
+
+
+def _edges_dense(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The edge step over the whole frame (training, export, odd sizes)."""
+    if k > 1:
+        maps = F.interpolate(maps, size=src.shape[-2:], mode="bilinear", align_corners=False)
+    return _edge_step(src, bgr, beta, alpha_up, maps)
+
+
+def _blocks(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, C, h·k, w·k) → a (B, h, w, C, k, k) view: one k×k block of pixels per working cell."""
+    b, c, hh, ww = x.shape
+    return x.view(b, c, hh // k, k, ww // k, k).permute(0, 2, 4, 1, 3, 5)
+
+
+def _centre_weights(k: int, like: torch.Tensor) -> torch.Tensor:
+    """(k, 3) weights: bilinear upsampling by ``k`` (align_corners=False) of the middle of 3 samples."""
+    w = torch.zeros(k, 3, dtype=like.dtype, device=like.device)
+    for j in range(k):
+        c = 0.5 + (j + 0.5) / k  # position of output pixel j among the 3 samples
+        i = int(c)
+        w[j, i] += 1 - (c - i)
+        if c - i > 0:
+            w[j, i + 1] += c - i
+    return w
+
+
+def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same result as :func:`_edges_dense`, computed only in the cells the band reaches.
+
+    A full-resolution pixel's bilinearly upsampled band reads the 3×3 working cells around its own,
+    so cells with no band in that neighbourhood have band 0 exactly: alpha is the upsampled alpha and
+    the foreground the frame. Only the other cells (typically a few percent of a frame) are gathered,
+    their 3×3 neighbourhoods of working maps upsampled locally (bilinear with an integer factor and
+    replicated borders gives the whole-frame values), the edge step run, and the blocks put back.
+    """
+    band_sm = maps[:, 3:4]
+    cells = (F.max_pool2d(band_sm, 3, 1, 1) > 0)[:, 0].nonzero()
+    pha, fgr = alpha_up.clone(), src.clone()
+    if cells.shape[0] == 0:
+        return pha, fgr
+    if cells.shape[0] > 0.5 * band_sm.numel():  # most of the frame: the dense path is cheaper
+        return _edges_dense(src, bgr, beta, alpha_up, maps, k)
+    bi, yi, xi = cells[:, 0], cells[:, 1], cells[:, 2]
+    padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")
+    offs = torch.arange(3, device=maps.device)
+    rows = (yi[:, None] + offs)[:, :, None]
+    cols = (xi[:, None] + offs)[:, None, :]
+    nbhd = padded.permute(0, 2, 3, 1)[bi[:, None, None], rows, cols].permute(0, 3, 1, 2)  # (N, C, 3, 3)
+    wk = _centre_weights(k, maps)
+    up = torch.einsum("yi,ncij,xj->ncyx", wk, nbhd, wk)  # bilinear ×k of the centre cell
+    take = lambda x: _blocks(x, k)[bi, yi, xi]  # noqa: E731  (N, C, k, k)
+    pha_c, fgr_c = _edge_step(take(src), take(bgr), beta[bi], take(alpha_up), up)
+    _blocks(pha, k)[bi, yi, xi] = pha_c
+    _blocks(fgr, k)[bi, yi, xi] = fgr_c
+    return pha, fgr
