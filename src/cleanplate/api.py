@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .align import align_plate
 from .compose import background_array, composite, to_uint8
 from .errors import CleanplateError, InputError, MissingDependencyError
 from .io.image import ImageLike, as_rgb, write_image
 from .models.matting import BACKBONES
 from .models.refiner import CROP_METHODS, REFINE_MODES, REPLACE_METHODS
 from .padding import crop_to, pad_to_multiple
-from .plate import match_plate
+from .plate.align import align_plate
+from .plate.fit import match_plate
 
 SAVE_KINDS = ("rgba", "alpha", "fgr", "comp", "err", "ref")
 DEFAULT_BACKGROUND = "green"

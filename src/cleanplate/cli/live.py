@@ -125,7 +125,7 @@ def command(
     want_preview = display_available() if preview is None else preview
     if not want_preview and vcam is None and not specs:
         raise click.UsageError("nothing to show: no preview (no display) — add --vcam or -o FILE")
-    from ..io.video import check_writable
+    from ..io.video_writer import check_writable
 
     for spec in specs:
         check_writable(spec, force)
@@ -148,7 +148,7 @@ def command(
 
             Background(spec, (height, width))
         if plate_image is not None:
-            from ..plate import match_plate
+            from ..plate.fit import match_plate
 
             plate_image = match_plate(plate_image, (height, width))
         matter = load_matter(model_params)

@@ -169,10 +169,10 @@ def command(
       cleanplate video take.mp4 --plate empty.mp4 --save comp=out.mp4,alpha=matte.mp4 -b beach.jpg
       cleanplate video take.mp4 --plate-frames 0:48 -o frames/ --start 2 --end 10 --align --smooth
     """
-    from ..io.video import probe
+    from ..io.video_reader import probe
     from ..pipeline import VideoInterrupted, VideoOptions, check_outputs, process_video
-    from ..pipeline.plates import load_plate, parse_frame_range
     from ..pipeline.video import check_range
+    from ..plate.load import load_plate, parse_frame_range
 
     if (plate is None) == (plate_frames is None):
         raise click.UsageError("give exactly one of --plate PLATE or --plate-frames A:B")
@@ -185,7 +185,7 @@ def command(
     frame_range = parse_frame_range(plate_frames) if plate_frames is not None else None
     plate_image = load_plate(plate, source=source, frame_range=frame_range)
     if not align:
-        from ..plate import match_plate
+        from ..plate.fit import match_plate
 
         match_plate(plate_image, (info.height, info.width))  # aspect mismatch fails here, before the model loads
     if not quiet and any(s.is_sequence for s in specs) and info.audio_codec and not no_audio:

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ..pipeline.background import Background
-from ..pipeline.color import ColorMatcher
-from ..pipeline.plates import temporal_median
 from ..pipeline.render import render, to_device
 from ..pipeline.smooth import MatteSmoother
+from ..plate.color import ColorMatcher
+from ..plate.load import temporal_median
 from .sinks import FileSink
 from .sources import FrameSource
 
@@ -173,7 +173,7 @@ class LiveSession:
     def _matte(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         """Matte one frame; returns uint8 arrays per kind needed (comp always, rgba/alpha for files)."""
         if self.plate_t is None or self.plate_t.shape[-2:] != frame.shape[:2]:
-            from ..plate import match_plate
+            from ..plate.fit import match_plate
 
             self._set_plate(match_plate(self.plate, frame.shape[:2]))
             self.stats.plates -= 1  # a resize, not a capture

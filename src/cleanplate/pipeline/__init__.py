@@ -1,10 +1,10 @@
 """Video processing: plates from clips, per-frame alignment and colour matching, temporal smoothing,
 and the threaded decode → infer → encode pipeline (:func:`process_video`)."""
 
-from .align import AlignStats, PlateAligner
+from ..plate.color import ColorMatcher, channel_gains
+from ..plate.load import load_plate, parse_frame_range, plate_from_clip, temporal_median
+from ..plate.track import AlignStats, PlateAligner
 from .background import Background
-from .color import ColorMatcher, channel_gains
-from .plates import load_plate, parse_frame_range, plate_from_clip, temporal_median
 from .smooth import MatteSmoother, flicker
 from .video import VideoInterrupted, VideoOptions, VideoResult, check_outputs, process_video
 

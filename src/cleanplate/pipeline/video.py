@@ -29,11 +29,12 @@ import torch
 
 from ..errors import InputError, OutputError
 from ..io.formats import OutputSpec
-from ..io.video import AudioSource, FrameWriter, VideoInfo, VideoReader, check_writable, open_writer, probe
-from .align import AlignStats, PlateAligner
+from ..io.video_reader import VideoInfo, VideoReader, probe
+from ..io.video_writer import AudioSource, FrameWriter, check_writable, open_writer
+from ..plate.color import ColorMatcher
+from ..plate.load import load_plate
+from ..plate.track import AlignStats, PlateAligner
 from .background import Background
-from .color import ColorMatcher
-from .plates import load_plate
 from .render import render, to_device
 from .smooth import MatteSmoother
 from .workers import END, Worker, deferred_sigint, discard, drain, put, put_checked
@@ -172,7 +173,7 @@ class _Job:
 
     # setup --------------------------------------------------------------------------------------
     def prepare(self, plate: np.ndarray) -> None:
-        from ..plate import match_plate
+        from ..plate.fit import match_plate
 
         opts = self.options
         self.aligner = PlateAligner(plate, self.size) if opts.align else None
