@@ -1,7 +1,7 @@
 """Shared click options, so every command spells and validates them the same way.
 
-Importing this module must stay cheap (no torch): ``--help`` builds these decorators. Choices
-mirror ``cleanplate.models`` (a test keeps them in sync).
+Importing this module must stay cheap (no torch): ``--help`` builds these decorators. The
+choices are read from :mod:`cleanplate.options`, which the models validate against too.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from ..options import BACKBONES, BACKENDS, PRECISIONS, REFINE_MODES, RefineOptions  # noqa: F401 (BACKBONES: re-exported)
 
-REFINE_MODES = ("sampling", "thresholding", "full")
-BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
-BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "bf16")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ScaleType(click.ParamType):
@@ -145,13 +142,12 @@ def refine_kwargs(
     **_: Any,
 ) -> dict[str, Any]:
     """The MattingRefine options the user actually set, named as ``cleanplate.load`` expects."""
-    values = {
-        "backbone_scale": backbone_scale,
-        "refine_mode": refine_mode,
-        "refine_sample_pixels": sample_pixels,
-        "refine_threshold": threshold,
-    }
-    return {k: v for k, v in values.items() if v is not None}
+    return RefineOptions(
+        backbone_scale=backbone_scale,
+        refine_mode=refine_mode,
+        refine_sample_pixels=sample_pixels,
+        refine_threshold=threshold,
+    ).given()
 
 
 def load_matter(params: dict[str, Any]):  # -> cleanplate.api.Matter (torch imported lazily)
