@@ -80,9 +80,9 @@ def command(
     slows them alike; the table also shows how far each backend's outputs are from eager's.
     """
     from ..api import auto_backbone_scale, resolve_device
-    from ..bench import bench_model, format_table, machine_line, parse_size, run_benchmark
-    from ..bench import threads as use_threads
     from ..errors import InputError
+    from ..speed import bench_model, format_table, machine_line, parse_size, run_benchmark
+    from ..speed import threads as use_threads
 
     dev = resolve_device(device)
     parsed = [parse_size(s) for s in sizes]

@@ -174,3 +174,28 @@ def smooth_option(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="[STRENGTH]",
         help="Temporal smoothing of the matte where the image is still (cuts flicker). Bare --smooth = 0.6.",
     )(func)
+
+
+def plate_frames_option(help_text: str, default: str | None = None) -> Callable[[F], F]:
+    """``--plate-frames A:B``: one meaning in ``video`` and ``live`` (frames A..B-1; a bare N means 0:N)."""
+    return click.option(
+        "--plate-frames",
+        metavar="A:B",
+        default=default,
+        show_default=default is not None,
+        help=f"{help_text} A bare N means 0:N (deprecated).",
+    )
+
+
+def frame_range(text: str) -> tuple[int, int | None]:
+    """``--plate-frames`` parsed; the deprecation of a bare count becomes one ``warning:`` line on stderr."""
+    import warnings
+
+    from ..plate.load import parse_frame_range
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        parsed = parse_frame_range(text)
+    for w in caught:
+        click.echo(f"cleanplate: warning: {w.message}", err=True)
+    return parsed
