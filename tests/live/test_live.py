@@ -14,7 +14,7 @@ from cleanplate.errors import InputError, MissingDependencyError, OutputError
 from cleanplate.io.formats import parse_output
 from cleanplate.live import FileSink, FpsMeter, LiveOptions, LiveSession, draw_text, open_source
 from cleanplate.live.sinks import PreviewWindow, VirtualCamera
-from tests.video.clips import FakeMatter, decode_all
+from tests.clips import FakeMatter, decode_all
 
 
 def _session(clip, tmp_path: Path, *, plate=None, trigger_at: int | None = None, signal_it=False, **options):

@@ -14,7 +14,7 @@ from cleanplate.io.formats import parse_output
 from cleanplate.live import FileSink, LiveOptions, LiveSession, open_source
 from cleanplate.pipeline import FrameOptions, FrameStep, VideoOptions, prepare_video
 from cleanplate.pipeline.render import to_device
-from tests.video.clips import FakeMatter
+from tests.clips import FakeMatter
 
 
 def test_one_step_runs_every_stage_and_keeps_the_last_matte(clip_factory) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cleanplate.plate.track import PlateAligner
-from tests.video.clips import background
+from tests.clips import background
 
 SIZE = (120, 160)
 

@@ -167,7 +167,7 @@ def make_clip(
 
 def decode_all(path: Path, *, alpha: bool = False) -> list:
     """Every frame of ``path`` through the library reader (RGBA with ``alpha``)."""
-    from cleanplate.io.video import VideoReader
+    from cleanplate.io.video_reader import VideoReader
 
     with VideoReader(path, alpha=alpha) as reader:
         return list(reader)
