@@ -184,7 +184,7 @@ def audio_seconds(path: Path) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
-# fixtures (imported by the conftest of tests/video, tests/pipeline and tests/live)
+# fixtures (registered for every test folder by tests/conftest.py)
 # --------------------------------------------------------------------------------------------
 
 

@@ -27,6 +27,10 @@ No learning. Per frame, against its clean plate:
 
 ``forward(src, bgr)`` takes and returns what :class:`~cleanplate.models.MattingRefine` does, so it
 drops into every pipeline: ``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``, any H and W.
+
+One module of ~580 lines on purpose: it is one algorithm, read top to bottom in the six steps
+above; what is not specific to it (features, fits, plausibility checks, warping) is
+:mod:`cleanplate.plate.geometry`'s.
 """
 
 from __future__ import annotations
