@@ -158,7 +158,7 @@ def command(
 
 
 def _cases(triples, gt_dir, backgrounds, subjects, split, level_list, seed, max_size):
-    from .. import __version__
+    from .._version import __version__
     from ..eval import benchmark
 
     config: dict[str, Any] = {"cleanplate": __version__, "max_size": max_size}

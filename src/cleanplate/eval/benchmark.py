@@ -36,9 +36,9 @@ import numpy as np
 from ..data.perturb import cover_crop
 from ..data.subjects import read_alpha, read_rgb, resize_long
 from ..errors import InputError
+from ..io.image import IMAGE_SUFFIXES
 from .metrics import METRICS, edge_foreground_mse, foreground_mse
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SRC_NOISE = 0.01
 DEFAULT_MAX_SIZE = 1024
 SPLITS = ("holdout", "all")
@@ -119,9 +119,9 @@ def select_backgrounds(folder: str | Path, split: str = "holdout") -> list[Path]
     from ..data.split import is_holdout_background
 
     folder = _need_dir(folder, "backgrounds")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise InputError(f"no background images ({', '.join(IMAGE_EXTS)}) in {folder}")
+        raise InputError(f"no background images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     held = [p for p in paths if is_holdout_background(p.stem)]
@@ -191,7 +191,7 @@ def synthetic_cases(
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for ext in IMAGE_EXTS:
+    for ext in IMAGE_SUFFIXES:
         for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
             if candidate.is_file():
                 return candidate
@@ -275,8 +275,8 @@ def with_alignment(run: Predictor) -> Predictor:
     """
     import warnings
 
-    from ..align import AlignmentWarning, align_plate
     from ..compose import to_uint8
+    from ..plate.align import AlignmentWarning, align_plate
 
     def aligned(src: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():

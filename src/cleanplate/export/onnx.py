@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import CleanplateError, InputError, MissingDependencyError
 from ..io.atomic import atomic_path, check_output
 from ..models.guided import GuidedMatting

@@ -8,7 +8,9 @@ cleanplate: ``{"format": "cleanplate", "format_version": 1, "architecture": "Mat
 (half the size on disk); they are cast back to float32 on load. ``meta`` is free-form plain data
 (training config, data sources, metrics).
 
-Everything is loaded with ``weights_only=True``: a checkpoint can never run code.
+Everything is loaded with ``weights_only=True``: a checkpoint can never run code. This module
+knows files, not names: built-in models and the choice between a name and a path are
+:mod:`cleanplate.models.registry`'s.
 """
 
 from __future__ import annotations
@@ -42,9 +44,8 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 def read_checkpoint(path: str | os.PathLike) -> Any:
     """``torch.load`` with weights_only on CPU; every failure becomes one :class:`CheckpointError` line."""
     p = Path(path)
-    if not p.exists():
-        hint = f" (built-in models: {', '.join(_builtin_names())})" if p.suffix == "" and len(p.parts) == 1 else ""
-        raise CheckpointError(f"checkpoint not found: {p}{hint}")
+    if not p.exists():  # (a bare name that is no file: cleanplate.models.registry lists the built-ins)
+        raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_dir():
         raise CheckpointError(f"{p} is a folder, not a checkpoint file")
     with open(p, "rb") as f:
@@ -65,12 +66,6 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{p} is not a PyTorch checkpoint, or it is truncated (unreadable pickle data)") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{p} is truncated or corrupt ({type(exc).__name__} while reading it)") from exc
-
-
-def _builtin_names() -> list[str]:
-    from .registry import list_models
-
-    return list_models()
 
 
 def _is_state_dict(obj: Any) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -186,9 +185,3 @@ class Trainer:
     def _write_log(self, row: dict) -> None:
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-
-
-def main(argv: list[str] | None = None) -> None:
-    from ..cli.app import main as cli_main
-
-    cli_main(["train", *(argv if argv is not None else sys.argv[1:])])

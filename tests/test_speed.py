@@ -1,12 +1,12 @@
-"""cleanplate.bench and ``cleanplate bench``: the table, the ratio column and argument errors (no timing asserts)."""
+"""cleanplate.speed and ``cleanplate bench``: the table, the ratio column and argument errors (no timing asserts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from cleanplate.bench import bench_model, format_table, parse_size, run_benchmark
 from cleanplate.cli.app import main
 from cleanplate.errors import InputError
+from cleanplate.speed import bench_model, format_table, parse_size, run_benchmark
 
 
 def test_parse_size() -> None:

@@ -13,8 +13,9 @@ import pytest
 
 from cleanplate.errors import OutputError
 from cleanplate.io.formats import parse_output
-from cleanplate.io.video import AudioSource, open_writer, partial_path, probe
-from tests.video.clips import audio_seconds, decode_all
+from cleanplate.io.video_reader import probe
+from cleanplate.io.video_writer import AudioSource, open_writer, partial_path
+from tests.clips import audio_seconds, decode_all
 
 # Max |decoded - written| alpha (0..255) per preset, on a GT matte with soft edges.
 ALPHA_TOL = {"prores4444": 1, "ffv1": 0, "png": 0, "vp9": 12, "h264": 12}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cleanplate.errors import InputError
-from cleanplate.pipeline.plates import _EvenSample, parse_frame_range, temporal_median
+from cleanplate.plate.load import _EvenSample, parse_frame_range, temporal_median
 
 
 def test_median_removes_a_passer_by() -> None:
@@ -32,7 +32,12 @@ def test_frame_range(text, want) -> None:
     assert parse_frame_range(text) == want
 
 
-@pytest.mark.parametrize("text", ["30", "5:2", "a:b", "-1:3", ""])
+@pytest.mark.parametrize("text", ["0", "5:2", "a:b", "-1:3", ""])
 def test_bad_frame_range(text) -> None:
     with pytest.raises(InputError):
         parse_frame_range(text)
+
+
+def test_a_bare_count_is_the_first_frames_with_a_deprecation_warning() -> None:
+    with pytest.warns(FutureWarning, match="read as --plate-frames 0:30"):
+        assert parse_frame_range("30") == (0, 30)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cleanplate.errors import InputError
-from cleanplate.io.video import VideoReader, probe, upright
-from tests.video.clips import decode_all
+from cleanplate.io.video_reader import VideoReader, probe, upright
+from tests.clips import decode_all
 
 # H.264 at crf 12 on 3-level noise: the decoded frames stay within a few levels of what was encoded.
 CODEC_MEAN_TOL = 6.0
@@ -147,3 +147,9 @@ def test_bad_range(clip_factory) -> None:
     clip = clip_factory(n=2)
     with pytest.raises(InputError, match="after --start"):
         VideoReader(clip.path, start=2.0, end=1.0)
+
+
+def test_the_old_io_video_path_still_reads_and_writes() -> None:
+    from cleanplate.io import video, video_reader, video_writer
+
+    assert video.VideoReader is video_reader.VideoReader and video.open_writer is video_writer.open_writer

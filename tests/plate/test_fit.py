@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cleanplate.errors import InputError, PlateMismatchError
-from cleanplate.plate import aspect_matches, match_plate
+from cleanplate.plate.fit import aspect_matches, match_plate
 
 
 def _gradient(h: int, w: int) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cleanplate.pipeline.color import ColorMatcher, channel_gains
+from cleanplate.plate.color import ColorMatcher, channel_gains
 
 
 def _scene(seed: int = 0) -> torch.Tensor:

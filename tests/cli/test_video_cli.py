@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cleanplate.cli.app import main
-from tests.video.clips import audio_seconds, decode_all
+from tests.clips import audio_seconds, decode_all
 
 ROOT = Path(__file__).resolve().parents[2]
 

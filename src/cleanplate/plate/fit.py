@@ -1,4 +1,4 @@
-"""Fit a clean plate to the frame it belongs to.
+"""Fit a clean plate to the size of the frame it belongs to.
 
 The network compares frame and plate pixel by pixel, so the plate must cover the same view at
 the same size. A plate of another size but the same aspect (a phone photo vs. a video frame) is
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compose import resize
-from .errors import PlateMismatchError
+from ..compose import resize
+from ..errors import PlateMismatchError
 
 ASPECT_TOLERANCE = 0.01  # relative; 1920x1080 vs 1280x720 is exact, 1280x720 vs 1282x720 passes
 

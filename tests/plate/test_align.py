@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cleanplate.align import AlignmentWarning, align_plate, estimate_homography, trimmed_residual
 from cleanplate.io.image import read_image
+from cleanplate.plate.align import AlignmentWarning, align_plate, estimate_homography, trimmed_residual
 
 
 def _known_warp(w: int, h: int, angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -125,7 +125,7 @@ def test_real_handheld_pair(data_dir: Path):
 def test_a_wrong_fit_loses_to_the_plain_plate(handheld, monkeypatch):
     # Matches on a big subject or a repetitive wall can agree on a wrong warp; the background
     # residual must catch it and keep the plate as it is.
-    import cleanplate.align as align
+    import cleanplate.plate.align as align
 
     frame, plate, *_ = handheld
     aligned_plate = align_plate(plate, frame)  # the right warp, as a stand-in for a well-aligned plate

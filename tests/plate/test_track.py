@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cleanplate.pipeline.align import PlateAligner
-from tests.video.clips import background
+from cleanplate.plate.track import PlateAligner
+from tests.clips import background
 
 SIZE = (120, 160)
 
@@ -85,7 +85,7 @@ def test_plate_of_another_resolution(data_dir, plate_size) -> None:
 
 
 def test_a_fit_that_misaligns_the_background_is_refused(data_dir, monkeypatch) -> None:
-    import cleanplate.pipeline.align as module
+    import cleanplate.plate.geometry as module
 
     plate = background(data_dir, SIZE)
     frame, alpha = _frame(plate, np.eye(3), np.random.default_rng(0))  # the camera did not move

@@ -167,7 +167,7 @@ def make_clip(
 
 def decode_all(path: Path, *, alpha: bool = False) -> list:
     """Every frame of ``path`` through the library reader (RGBA with ``alpha``)."""
-    from cleanplate.io.video import VideoReader
+    from cleanplate.io.video_reader import VideoReader
 
     with VideoReader(path, alpha=alpha) as reader:
         return list(reader)
@@ -184,7 +184,7 @@ def audio_seconds(path: Path) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
-# fixtures (imported by the conftest of tests/video, tests/pipeline and tests/live)
+# fixtures (registered for every test folder by tests/conftest.py)
 # --------------------------------------------------------------------------------------------
 
 
