@@ -45,7 +45,7 @@ def test_public_names():
     assert cleanplate.load is load and cleanplate.Matter is Matter and cleanplate.Matte is Matte
     assert cleanplate.MattingRefine is MattingRefine and cleanplate.MattingBase is MattingBase
     assert isinstance(cleanplate.__version__, str)
-    assert set(list_models()) == {"default", "classical"}
+    assert set(list_models()) == {"default", "bgmv2", "classical"}
 
 
 @pytest.mark.parametrize(

@@ -82,8 +82,10 @@ def test_builtin_names(capsys):
 
     code, out, err = run(capsys, "info", "default")
     if DEFAULT_WEIGHTS.is_file():
-        assert code == 0 and "mobilenetv2" in out
+        assert code == 0 and "GuidedMatting" in out
     else:
         _one_line_error(code, err, "not installed")
+    code, out, err = run(capsys, "info", "bgmv2")
+    assert code == 0 and "mobilenetv2" in out
     code, out, _ = run(capsys, "info", "classical")
     assert code == 0 and "without weights" in out

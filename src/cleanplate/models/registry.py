@@ -3,9 +3,10 @@
 Built-ins are described by one :class:`ModelConfig` each (timm-style: name, what it is, how to
 build it, which weights), so adding one is one entry in :data:`BUILTINS`:
 
-``default``: the bundled cleanplate-format checkpoint (mobilenetv2 MattingRefine) in
-``cleanplate/weights/default.pt``. ``classical``: a non-network difference keyer, useful as a
-baseline and when no weights are available.
+``default``: the plate-guided network (:mod:`cleanplate.models.guided`) in
+``cleanplate/weights/default.pt``. ``bgmv2``: the previous default, a mobilenetv2 MattingRefine in
+the official layout (``cleanplate/weights/bgmv2.pt``; fine-tune or export it like an official
+checkpoint). ``classical``: a non-network difference keyer, the baseline, needing no weights.
 
 Above :mod:`.checkpoint` (which knows file formats, not names): the checkpoint loader never
 imports the registry, so the two cannot import each other.
@@ -28,6 +29,7 @@ from .checkpoint import load_checkpoint
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+BGMV2_WEIGHTS = WEIGHTS_DIR / "bgmv2.pt"
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,18 @@ def register_model(config: ModelConfig) -> ModelConfig:
 register_model(
     ModelConfig(
         "default",
-        "MattingRefine mobilenetv2 trained by cleanplate (bundled weights)",
+        "plate-guided network: keyed plate features, learned correction, full-resolution edges (bundled weights)",
         "cleanplate.models.checkpoint:load_checkpoint",
         weights="default.pt",
+        refine_options=True,  # backbone_scale only; BGMv2's refiner options are refused by the loader
+    )
+)
+register_model(
+    ModelConfig(
+        "bgmv2",
+        "MattingRefine mobilenetv2 trained by cleanplate, official BGMv2 layout (the previous default)",
+        "cleanplate.models.checkpoint:load_checkpoint",
+        weights="bgmv2.pt",
         refine_options=True,
     )
 )
