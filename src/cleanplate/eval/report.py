@@ -80,7 +80,7 @@ def table(
     groups = groups_of(results)
     rows = [(lv, lv, None) for lv in levels] + ([("all", None, None)] if len(levels) > 1 else [])
     if len(groups) > 1:
-        rows += [(f"{lv}, {g}", lv, g) for lv in [*levels, None] for g in groups if len(levels) > 1 or lv is not None]
+        rows += [(f"{lv or 'all'}, {g}", lv, g) for lv in [*levels, None] for g in groups if len(levels) > 1 or lv]
     for label, level, group in rows:
         label = label if label is not None else "all"
         tag_level = level or "all"
