@@ -1,0 +1,157 @@
+"""End to end in headless Chromium: the browser app mattes the bundled sample and shows the composite.
+
+Driven by Playwright with Debian's ``chromium`` (``executable_path``; Playwright's own browser
+downloads are never used). Outside CI a missing browser skips with the reason; with ``CI=true``
+it fails instead, so CI cannot silently stop testing the app.
+
+``CLEANPLATE_SCREENSHOT=docs/serve_screenshot.png`` also writes the README's screenshot
+(``python docs/make_serve_screenshot.py`` does that).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cleanplate.samples import sample_pair
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+COMP_COLOR = (0, 177, 64)  # the app's default background colour, #00b140
+
+
+def _chromium() -> str:
+    found = os.environ.get("CLEANPLATE_CHROMIUM") or next(
+        (p for p in CHROMIUM_CANDIDATES if Path(p).exists()), shutil.which("chromium")
+    )
+    reason = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        reason = "playwright is not installed (pip install 'cleanplate[dev]')"
+    if reason is None and not found:
+        reason = "no Chromium found (apt-get install chromium, or set CLEANPLATE_CHROMIUM)"
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run the browser test: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def _composite_pixels(page) -> np.ndarray:
+    """The composite canvas, read back as uint8 H×W×3."""
+    data = page.evaluate(
+        """() => {
+            const c = document.getElementById('view-comp');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+            return {w: c.width, h: c.height, px: Array.from(d.data)};
+        }"""
+    )
+    return np.array(data["px"], np.uint8).reshape(data["h"], data["w"], 4)[..., :3]
+
+
+@pytest.mark.slow
+def test_browser_app_mattes_the_sample(serve, browser, tmp_path: Path) -> None:
+    live = serve(model="default")
+    src, plate = sample_pair("carpark")
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(live.url + "/")
+    page.wait_for_selector("main[data-ready='true']")
+
+    # keyboard: the controls are real, focusable elements
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.locator("#subject").set_input_files(str(src))
+    page.locator("#plate").set_input_files(str(plate))
+    page.locator("#run").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("main[data-state='done']", timeout=120_000)
+    status = page.inner_text("#status")
+    assert status.startswith("Done"), status
+
+    # the server's own answer, for comparison: the RGBA PNG the app received
+    with live.client() as c:
+        r = c.post("/v1/matte", files={"image": src.read_bytes(), "plate": plate.read_bytes()})
+    assert r.status_code == 200
+    rgba = np.asarray(Image.open(io.BytesIO(r.content)), np.float32)
+    a = rgba[..., 3:] / 255
+    expected = rgba[..., :3] * a + np.array(COMP_COLOR, np.float32) * (1 - a)
+
+    comp = _composite_pixels(page).astype(np.float32)
+    assert comp.shape == expected.shape
+    diff = np.abs(comp - expected)
+    assert diff.mean() < 1.0 and np.percentile(diff, 99.5) <= 4, (diff.mean(), np.percentile(diff, 99.5))
+    # not a trivial picture: both subject and background are there
+    background = (np.abs(comp - COMP_COLOR).max(axis=2) <= 3).mean()
+    assert 0.3 < background < 0.99, background
+
+    # the alpha view and both downloads are offered
+    assert page.locator("#view-alpha").is_visible()
+    assert page.locator("#dl-rgba").get_attribute("href").startswith("blob:")
+    assert page.locator("#dl-comp").is_visible()
+
+    # switching the background redraws without a request
+    page.locator("#bg-checker").check()
+    checker = _composite_pixels(page)
+    assert np.abs(checker.astype(int) - comp).mean() > 5
+
+    # back to colour for the picture in the README
+    page.locator("#bg-color").check()
+    shot = tmp_path / "serve_screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert Image.open(shot).size[0] == 1280
+    target = os.environ.get("CLEANPLATE_SCREENSHOT")
+    if target:
+        shutil.copyfile(shot, target)
+    assert not errors, errors
+    page.close()
+
+
+def test_browser_app_fits_a_phone(serve, browser) -> None:
+    """At phone width nothing scrolls sideways and the panes stack."""
+    live = serve()
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    page.goto(live.url + "/")
+    page.wait_for_selector("main[data-ready='true']")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= 375, scroll_width
+    boxes = [page.locator(sel).bounding_box() for sel in ("#drop-subject", "#drop-plate")]
+    assert boxes[1]["y"] > boxes[0]["y"] + boxes[0]["height"] - 1  # stacked, not side by side
+    page.close()
+
+
+def test_browser_app_shows_server_errors(serve, browser, tmp_path: Path) -> None:
+    """A plate of another aspect: the problem's one-line detail reaches the page."""
+    live = serve()
+    frame = tmp_path / "frame.png"
+    plate = tmp_path / "plate.png"
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(frame)
+    Image.new("RGB", (48, 64), (10, 20, 30)).save(plate)
+    page = browser.new_page()
+    page.goto(live.url + "/")
+    page.wait_for_selector("main[data-ready='true']")
+    page.locator("#subject").set_input_files(str(frame))
+    page.locator("#plate").set_input_files(str(plate))
+    page.locator("#run").click()
+    page.wait_for_selector("main[data-state='error']", timeout=60_000)
+    assert "aspect" in page.inner_text("#status")
+    page.close()
