@@ -184,3 +184,27 @@ def assert_problem(response: httpx.Response, status: int, kind: str | None = Non
     if kind is not None:
         assert body["type"] == f"urn:cleanplate:problem:{kind}", body
     return body
+
+
+# ------------------------------------------------------------------------------ slow models
+class SlowMatter:
+    """A real (classical) Matter that takes ``delay`` seconds longer per call: work that overlaps."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+        self.device, self.info = inner.device, inner.info
+
+    def matte(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(self.delay)
+        return self.inner.matte(*args, **kwargs)
+
+    def matte_tensor(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(self.delay)
+        return self.inner.matte_tensor(*args, **kwargs)
+
+
+def slow_loader(delay: float) -> Callable[..., Any]:
+    """A ``create_app(loader=...)`` that loads the real model and slows every call down."""
+    from cleanplate.serve import adapter
+
+    return lambda model, **kwargs: SlowMatter(adapter.load_model(model, **kwargs), delay)

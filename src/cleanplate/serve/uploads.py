@@ -74,6 +74,7 @@ class _Parser:
         self._file: BinaryIO | None = None
         self._upload: Upload | None = None
         self._text = bytearray()
+        self.ended = False
 
     # python-multipart callbacks -------------------------------------------------------------
     def on_part_begin(self) -> None:
@@ -105,6 +106,8 @@ class _Parser:
         if name in self.form.files or name in self.form.fields:
             raise Problem("invalid-input", f"form field {name!r} is given twice")
         self._name = name
+        if name in self.file_fields and b"filename" not in options:
+            raise Problem("invalid-input", f"form field {name!r} must be a file upload (with a filename), not text")
         if name in self.file_fields:
             # The client's file name is deliberately ignored: the stored name is random.
             path = self.folder / f"{name}-{secrets.token_hex(8)}"
@@ -117,8 +120,6 @@ class _Parser:
         if self._file is not None and self._upload is not None:
             self._file.write(chunk)
             self._upload.size += len(chunk)
-            return
-        if self._name in self.file_fields:
             return
         if len(self._text) + len(chunk) > self.limits.max_field_bytes:
             raise Problem("too-large", f"form field {self._name!r} is longer than {self.limits.max_field_bytes} bytes")
@@ -138,9 +139,10 @@ class _Parser:
             text = self._text.decode("utf-8")
         except UnicodeDecodeError:
             raise Problem("invalid-input", f"form field {self._name!r} is not UTF-8 text") from None
-        if self._name in self.file_fields:
-            raise Problem("invalid-input", f"form field {self._name!r} must be a file upload, not text")
         self.form.fields[self._name] = text
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def close(self) -> None:
         if self._file is not None:
@@ -192,6 +194,8 @@ async def read_form(
         callbacks.close()
     if callbacks.parts == 0:
         raise Problem("bad-request", "the multipart body holds no parts")
+    if not callbacks.ended:
+        raise Problem("bad-request", "the multipart body ends before its closing boundary")
     return callbacks.form
 
 
@@ -203,6 +207,7 @@ _CALLBACKS = (
     "on_header_value",
     "on_header_end",
     "on_headers_finished",
+    "on_end",
 )
 
 
