@@ -10,9 +10,11 @@ it fails instead, so CI cannot silently stop testing the app.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,14 @@ def _chromium() -> str:
     return found
 
 
+def _until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JS expression from Python (the app's CSP forbids the eval behind wait_for_function)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
+        page.wait_for_timeout(50)
+
+
 @pytest.fixture(scope="module")
 def browser():
     path = _chromium()
@@ -55,15 +65,10 @@ def browser():
 
 
 def _composite_pixels(page) -> np.ndarray:
-    """The composite canvas, read back as uint8 H×W×3."""
-    data = page.evaluate(
-        """() => {
-            const c = document.getElementById('view-comp');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);
-            return {w: c.width, h: c.height, px: Array.from(d.data)};
-        }"""
-    )
-    return np.array(data["px"], np.uint8).reshape(data["h"], data["w"], 4)[..., :3]
+    """The composite canvas, read back losslessly (as a PNG data URL) as uint8 H×W×3."""
+    url = page.evaluate("() => document.getElementById('view-comp').toDataURL('image/png')")
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
 
 
 @pytest.mark.slow
@@ -155,3 +160,62 @@ def test_browser_app_shows_server_errors(serve, browser, tmp_path: Path) -> None
     page.wait_for_selector("main[data-state='error']", timeout=60_000)
     assert "aspect" in page.inner_text("#status")
     page.close()
+
+
+def test_browser_app_mattes_a_video(serve, browser, tmp_path: Path) -> None:
+    """A clip and its plate: progress is shown, the result plays in the page and can be downloaded."""
+    from .conftest import encode, scene, write_clip
+
+    live = serve()
+    clip = write_clip(tmp_path / "take.mp4", n=12)
+    plate = tmp_path / "plate.png"
+    plate.write_bytes(encode(scene()[1]))
+    page = browser.new_page()
+    page.goto(live.url + "/")
+    page.wait_for_selector("main[data-ready='true']")
+    page.locator("#subject").set_input_files(str(clip))
+    page.locator("#plate").set_input_files(str(plate))
+    assert page.locator("#video-format").is_visible()  # the video choices appear for a clip
+    page.locator("#run").click()
+    page.wait_for_selector("main[data-state='done']", timeout=120_000)
+    assert "12 frames" in page.inner_text("#status")
+    assert page.evaluate("document.getElementById('progress').value") == 1
+    link = page.locator("#dl-video")
+    assert link.is_visible() and link.get_attribute("download") == "cleanplate_rgba.webm"
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "result.webm"
+    download.value.save_as(saved)
+    import av
+
+    with av.open(str(saved)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    _until(page, "document.querySelector('#pane-comp video').readyState >= 2")  # it plays in the page
+    page.close()
+
+
+def test_browser_app_captures_from_the_webcam(serve, browser) -> None:
+    """Chromium's fake camera: capture the empty scene, then the subject, then matte the pair."""
+    live = serve()
+    fake_camera = ["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    camera_browser = browser.browser_type.launch(executable_path=_chromium(), headless=True, args=fake_camera)
+    try:
+        page = camera_browser.new_page()
+        page.goto(live.url + "/")
+        page.wait_for_selector("main[data-ready='true']")
+        page.locator("#camera summary").click()
+        page.locator("#cam-start").click()
+        _until(page, "document.getElementById('cam').videoWidth > 0")
+        assert page.evaluate("document.activeElement.id") == "cam-plate"  # focus moves to the next step
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#thumb-plate img")
+        page.wait_for_timeout(300)  # the fake camera's picture moves: the second capture differs
+        page.locator("#cam-subject").click()
+        page.wait_for_selector("#thumb-subject img")
+        assert page.evaluate("document.activeElement.id") == "run"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("main[data-state='done']", timeout=60_000)
+        assert page.locator("#view-comp").is_visible()
+        page.locator("#cam-stop").click()
+    finally:
+        camera_browser.close()
