@@ -28,7 +28,9 @@ def test_matte_rgba_matches_the_true_matte(client, pair) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
     assert r.headers["x-cleanplate-model"] == "classical"
-    assert "matte;dur=" in r.headers["server-timing"] and "queue;dur=" in r.headers["server-timing"]
+    spans = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
+    assert set(spans) == {"queue", "decode", "wait", "model", "encode"}
+    assert all(float(v) >= 0 for v in spans.values()) and float(spans["model"]) > 0
     img = _image(r)
     assert img.mode == "RGBA" and img.size == (96, 72)
     _, _, true_alpha = scene()

@@ -102,10 +102,20 @@ class LockedMatter:
         self._matter, self._lock = matter, lock
         self.device = matter.device
         self.info = getattr(matter, "info", {})
+        self._timing = threading.local()
 
     def matte(self, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
         with self._lock:
-            return self._matter.matte(*args, **kwargs)
+            t1 = time.perf_counter()
+            try:
+                return self._matter.matte(*args, **kwargs)
+            finally:
+                self._timing.last = (t1 - t0, time.perf_counter() - t1)
+
+    def last_timing(self) -> tuple[float, float]:
+        """(seconds waiting for the model, seconds running it) of this thread's last :meth:`matte`."""
+        return getattr(self._timing, "last", (0.0, 0.0))
 
     def matte_tensor(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
