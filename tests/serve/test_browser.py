@@ -28,16 +28,19 @@ COMP_COLOR = (0, 177, 64)  # the app's default background colour, #00b140
 
 
 def _chromium() -> str:
-    found = os.environ.get("CLEANPLATE_CHROMIUM") or next(
-        (p for p in CHROMIUM_CANDIDATES if Path(p).exists()), shutil.which("chromium")
-    )
+    """Path of a Chromium to drive; skips (fails with CI=true) when there is none."""
+    wanted = os.environ.get("CLEANPLATE_CHROMIUM")
+    if wanted:
+        found = wanted if Path(wanted).is_file() else None
+    else:
+        found = next((p for p in CHROMIUM_CANDIDATES if Path(p).exists()), None) or shutil.which("chromium")
     reason = None
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         reason = "playwright is not installed (pip install 'cleanplate[dev]')"
     if reason is None and not found:
-        reason = "no Chromium found (apt-get install chromium, or set CLEANPLATE_CHROMIUM)"
+        reason = f"no Chromium at {wanted}" if wanted else "no Chromium found (apt-get install chromium)"
     if reason is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI must run the browser test: {reason}")
@@ -51,6 +54,15 @@ def _until(page, expression: str, timeout: float = 30.0) -> None:
     while not page.evaluate(expression):
         assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
         page.wait_for_timeout(50)
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_missing_browser_skips_outside_ci_and_fails_in_ci(monkeypatch, tmp_path: Path, ci: str) -> None:
+    monkeypatch.setenv("CLEANPLATE_CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(expected, match="no Chromium at"):
+        _chromium()
 
 
 @pytest.fixture(scope="module")

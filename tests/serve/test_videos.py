@@ -249,6 +249,9 @@ def test_a_killed_server_reports_the_job_as_interrupted(tmp_path: Path, plate_pn
             assert "stopped while the job was running" in seen["detail"]
             assert seen["frames_done"] > 0
             assert c.delete(job_url).status_code == 204
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the normal way to stop a server
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and err.strip().endswith("cleanplate serve: stopped"), (proc.returncode, err)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.kill()
         proc.wait(timeout=60)

@@ -157,5 +157,7 @@ def _serve(sock: socket.socket, config, log_level: str) -> None:  # noqa: ANN001
     )
     try:
         uvicorn.Server(uv_config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: the normal way to stop
+        click.echo("cleanplate serve: stopped", err=True)
     finally:
         server.close()  # normally done by the lifespan already; a no-op then

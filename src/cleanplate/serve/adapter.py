@@ -16,26 +16,27 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .. import __version__ as VERSION
 from ..errors import CleanplateError, InputError
-from ..samples import sample_pair
 
 __all__ = [
     "CleanplateError",
     "InputError",
+    "VERSION",
     "VideoProbe",
     "VideoStopped",
     "builtin_models",
     "check_color",
     "load_model",
     "matte_image",
+    "parse_plate_frames",
     "pil_to_rgb",
     "probe_video",
     "run_video",
-    "sample_pair",
     "video_output",
 ]
 
-# Output kinds of a video job → the cleanplate output kind and, per container, the file suffix.
+# Container of a video job's result → file suffix (the library picks codec and preset from it).
 VIDEO_FORMATS = {"webm": ".webm", "mov": ".mov", "mp4": ".mp4"}
 
 

@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
 from . import adapter, problems
 from .config import ServeConfig
 from .jobs import JobStore, VideoJobs
@@ -128,7 +127,7 @@ def create_app(config: ServeConfig | None = None, *, loader: Callable[..., Any] 
 
     app = FastAPI(
         title="cleanplate",
-        version=__version__,
+        version=adapter.VERSION,
         summary="Background matting with a clean plate: images and video.",
         description=(
             "Send a photo (or a clip) and its clean plate, get the alpha matte, the subject with alpha, "

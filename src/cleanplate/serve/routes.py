@@ -21,7 +21,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from PIL import Image
 from pydantic import BaseModel
 
-from .. import __version__
 from . import adapter
 from .jobs import Job, VideoRequest, new_job_id, valid_job_id
 from .options import MATTE_FILES, VIDEO_FILES, MatteOptions, VideoJobOptions, multipart_body
@@ -75,7 +74,7 @@ async def healthz(request: Request) -> dict[str, Any]:
     server = server_of(request)
     return {
         "status": "ok",
-        "version": __version__,
+        "version": adapter.VERSION,
         "model": server.host.name,
         "auth": bool(server.config.token),
         "queue": {"pending": server.pool.pending, "capacity": server.pool.capacity},
