@@ -112,6 +112,12 @@ def test_bad_video_options(client, clip: Path, plate_png: bytes, data, plate, st
     assert words in assert_problem(r, status)["detail"]
 
 
+def test_plate_of_another_aspect_is_refused_up_front(client, clip: Path) -> None:
+    tall = encode(np.ascontiguousarray(scene()[1].transpose(1, 0, 2)))
+    body = assert_problem(_submit(client, clip, tall), 422, "invalid-input")
+    assert "72x96 but the video is 96x72" in body["detail"]
+
+
 def test_not_a_video(client, plate_png: bytes) -> None:
     r = client.post("/v1/videos", files={"video": ("x.mp4", b"\0" * 1000), "plate": ("p.png", plate_png)})
     body = assert_problem(r, 422, "invalid-input")
@@ -179,6 +185,15 @@ def test_store_marks_unfinished_jobs_interrupted(tmp_path: Path) -> None:
     assert states == {"a" * 16: "interrupted", "b" * 16: "interrupted", "c" * 16: "done", "d" * 16: "failed"}
     assert "running" in store.get("b" * 16).detail and store.get("b" * 16).expires is not None
     store.close()
+
+
+def test_restart_removes_folders_of_unrecorded_jobs(serve, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    orphan = state / "jobs" / "AAAAAAAAAAAAAAAA"
+    orphan.mkdir(parents=True)
+    (orphan / "video-upload").write_bytes(b"half an upload")
+    serve(state_dir=state)
+    assert not orphan.exists()
 
 
 def test_graceful_shutdown_marks_the_running_job(serve, tmp_path: Path, plate_png: bytes) -> None:

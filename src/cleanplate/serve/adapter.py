@@ -30,6 +30,7 @@ __all__ = [
     "load_model",
     "matte_image",
     "parse_plate_frames",
+    "plate_fits",
     "pil_to_rgb",
     "probe_video",
     "run_video",
@@ -91,7 +92,7 @@ def probe_video(path: Path) -> VideoProbe:
     """Probe a clip without decoding it all; InputError for anything PyAV cannot read."""
     from ..io.video import probe
 
-    info = probe(path)
+    info = probe(path, decode_first=False)  # header only: nothing is decoded before the limits are checked
     return VideoProbe(
         width=info.width,
         height=info.height,
@@ -156,3 +157,10 @@ def parse_plate_frames(text: str) -> tuple[int, int | None]:
     from ..pipeline.plates import parse_frame_range
 
     return parse_frame_range(text)
+
+
+def plate_fits(plate_size: tuple[int, int], frame_size: tuple[int, int]) -> bool:
+    """Whether a plate of (w, h) can be used for frames of (w, h) without alignment (same aspect)."""
+    from ..plate import aspect_matches
+
+    return aspect_matches(plate_size[::-1], frame_size[::-1])

@@ -69,6 +69,7 @@ class Server:
                 ttl=limits.job_ttl_seconds,
                 decode_plate=lambda path: self.decode_path(path, "plate"),
             )
+            self.videos.remove_orphans()
         except BaseException:
             os.close(self._lock_fd)
             raise

@@ -338,6 +338,18 @@ class VideoJobs:
         remove_tree(self.folder(job_id))
         self.store.delete(job_id)
 
+    def remove_orphans(self) -> int:
+        """Remove job folders the database does not know (a crash between upload and record).
+
+        Only safe while no upload is in flight, i.e. at startup.
+        """
+        removed = 0
+        for folder in self.root.iterdir() if self.root.is_dir() else ():
+            if folder.is_dir() and self.store.get(folder.name) is None:
+                remove_tree(folder)
+                removed += 1
+        return removed
+
     def sweep(self, now: float | None = None) -> int:
         """Remove the files of every job whose time-to-live is over; returns how many."""
         now = time.time() if now is None else now

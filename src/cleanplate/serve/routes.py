@@ -226,9 +226,16 @@ async def _plan_video(server: Any, job_id: str, form: Form, options: VideoJobOpt
     plate_is_image = plate is not None and is_image(plate)
     if plate is not None:
         if plate_is_image:
-            check_image(plate, limits.max_image_pixels)
+            plate_size = check_image(plate, limits.max_image_pixels)
         else:
-            await _probe(plate, limits)
+            plate_probe = await _probe(plate, limits)
+            plate_size = (plate_probe.width, plate_probe.height)
+        if not options.align and not adapter.plate_fits(plate_size, (probe.width, probe.height)):
+            raise Problem(
+                "invalid-input",
+                f"plate is {plate_size[0]}x{plate_size[1]} but the video is {probe.width}x{probe.height} "
+                "(another aspect ratio); crop the plate to the same framing, or set align=true",
+            )
     background: Any = options.background
     if "background_image" in form.files:
         if options.output != "comp":
