@@ -21,9 +21,9 @@ import sys
 
 import torch
 
-from cleanplate.api import auto_backbone_scale
-from cleanplate.bench import bench_model, format_table, machine_line, parse_size, run_benchmark
 from cleanplate.models.checkpoint import load_checkpoint
+from cleanplate.options import auto_backbone_scale
+from cleanplate.speed import bench_model, format_table, machine_line, parse_size, run_benchmark
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,7 +84,7 @@ def _timed(fn) -> tuple[float, float]:
 
 def model_only_runner(matter, clip: Path, plate: np.ndarray, batch: int):
     """A callable running the model over all frames of ``clip``, pre-decoded in memory."""
-    from cleanplate.io.video import VideoReader
+    from cleanplate.io.video_reader import VideoReader
     from cleanplate.pipeline.render import to_device
 
     with VideoReader(clip) as reader:

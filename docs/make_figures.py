@@ -20,7 +20,7 @@ import numpy as np
 import cleanplate
 from cleanplate.eval.report import checkerboard
 from cleanplate.io.image import read_image
-from cleanplate.io.video import VideoReader
+from cleanplate.io.video_reader import VideoReader
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT.parent / "shared" / "data" / "train" / "pairs"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.clips import clip_factory, fast_matter  # noqa: F401  (fixtures for every folder)
 from tests.shared_paths import DATA, REFERENCE
 
 torch.set_num_threads(1)

@@ -27,3 +27,9 @@ class OutputError(CleanplateError, OSError):
 
 class MissingDependencyError(CleanplateError, ImportError):
     """An optional dependency (onnxruntime, pyvirtualcam, ...) is not installed."""
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of what went wrong (``strerror``, the message, or the type), for one-line errors."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -19,11 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_choices_mirror_the_models():
+    # one source: cleanplate.options, read by the CLI, cleanplate.load and the networks alike
+    import cleanplate.options as choices
     from cleanplate.api import BACKENDS
+    from cleanplate.cli import bench
 
     assert set(options.REFINE_MODES) == set(REFINE_MODES)
     assert set(options.BACKBONES) == set(BACKBONES)
     assert set(options.BACKENDS) == set(BACKENDS)
+    assert options.REFINE_MODES is choices.REFINE_MODES is REFINE_MODES and BACKBONES is choices.BACKBONES
+    assert bench.BACKEND_CHOICES is choices.BACKENDS and set(bench.BENCH_PRECISIONS) < set(choices.PRECISIONS)
 
 
 @pytest.mark.parametrize(("text", "value"), [("0.25", 0.25), ("1/4", 0.25), (" 1/8 ", 0.125), ("0.5", 0.5)])

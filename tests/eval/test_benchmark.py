@@ -132,7 +132,7 @@ def test_evaluate_scores_each_model_and_reports(gt_dirs) -> None:
 def test_with_alignment_hands_models_a_plate_lined_up_with_the_frame() -> None:
     import cv2
 
-    from tests.eval.conftest import disk, texture
+    from tests.ground_truth import disk, texture
 
     h, w = 240, 320
     bg = B.quantize(texture(h + 40, w + 40, seed=4))

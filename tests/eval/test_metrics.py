@@ -134,3 +134,29 @@ def test_shape_mismatch_is_an_error() -> None:
         M.sad(np.zeros((3, 3)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="mask"):
         M.mad(np.zeros((3, 3)), np.zeros((3, 3)), np.zeros((2, 2)))
+
+
+def test_edge_band_covers_boundary_and_soft_alpha_only() -> None:
+    pha = np.zeros((40, 40), np.float32)
+    pha[10:30, 10:30] = 1.0
+    pha[5, 5] = 0.5  # an isolated soft pixel (a hair)
+    band = M.edge_band(pha, radius=2)
+    assert band[10, 20] and band[9, 20] and band[11, 20]  # around the edge
+    assert not band[20, 20]  # deep inside
+    assert not band[38, 38]  # far background
+    assert band[5, 5] and band[6, 6]
+
+
+def test_edge_foreground_mse_weights_by_alpha_in_the_band() -> None:
+    pha = np.zeros((40, 40), np.float32)
+    pha[10:30, 10:30] = 1.0
+    gt = np.zeros((40, 40, 3), np.float32)
+    pred = gt.copy()
+    pred[20, 20] = 1.0  # interior error: outside the band, ignored
+    assert M.edge_foreground_mse(pred, gt, pha, radius=2) == 0.0
+    pred[10, 20] = 0.3  # on the edge, alpha 1: counts
+    band_weight = (pha * M.edge_band(pha, radius=2)).sum()
+    assert M.edge_foreground_mse(pred, gt, pha, radius=2) == pytest.approx(0.09 / band_weight)
+    pred[9, 20] = 1.0  # in the band but alpha 0: a colour there never shows
+    assert M.edge_foreground_mse(pred, gt, pha, radius=2) == pytest.approx(0.09 / band_weight)
+    assert M.edge_foreground_mse(pred, gt, np.zeros_like(pha)) == 0.0

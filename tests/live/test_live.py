@@ -14,7 +14,7 @@ from cleanplate.errors import InputError, MissingDependencyError, OutputError
 from cleanplate.io.formats import parse_output
 from cleanplate.live import FileSink, FpsMeter, LiveOptions, LiveSession, draw_text, open_source
 from cleanplate.live.sinks import PreviewWindow, VirtualCamera
-from tests.video.clips import FakeMatter, decode_all
+from tests.clips import FakeMatter, decode_all
 
 
 def _session(clip, tmp_path: Path, *, plate=None, trigger_at: int | None = None, signal_it=False, **options):
@@ -121,13 +121,27 @@ def test_cli_headless_file_to_file(clip_factory, tmp_path: Path, reference_dir: 
     clip = clip_factory(n=8)
     weights = reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
     out = tmp_path / "live.mp4"
-    args = [str(clip.path), "--no-preview", "-o", str(out), "--plate-delay", "0", "--plate-frames", "2"]
+    args = [str(clip.path), "--no-preview", "-o", str(out), "--plate-delay", "0", "--plate-frames", "0:2"]
     args += ["--max-frames", "3", "-b", "blue", "-m", str(weights), "--sample-pixels", "2048", "--device", "cpu"]
     with pytest.raises(SystemExit) as info:
         main(["live", *args])
     err = capsys.readouterr().err
     assert info.value.code == 0, err
-    assert "3 frames matted" in err
+    assert "3 frames matted" in err and "warning" not in err
+    assert len(decode_all(out)) == 3
+
+
+def test_cli_live_aligns_matches_colour_smooths_and_reads_a_bare_count_as_a_range(clip_factory, tmp_path, capsys):
+    # --plate-frames has one meaning in video and live (A:B); a bare count is the old spelling of 0:N
+    clip = clip_factory(n=8, drift=1.0)
+    out = tmp_path / "live.mp4"
+    args = [str(clip.path), "--no-preview", "-o", str(out), "--plate-delay", "0", "--plate-frames", "2"]
+    args += ["--max-frames", "3", "--align", "--match-color", "--smooth", "-m", "classical", "--device", "cpu"]
+    with pytest.raises(SystemExit) as info:
+        main(["live", *args])
+    err = capsys.readouterr().err
+    assert info.value.code == 0, err
+    assert "warning: --plate-frames 2 is read as --plate-frames 0:2" in err
     assert len(decode_all(out)) == 3
 
 

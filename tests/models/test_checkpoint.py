@@ -141,7 +141,12 @@ def test_missing_file_and_folder(tmp_path):
 
 
 def test_bare_unknown_name_lists_builtins():
+    # names are the registry's (the one way in); the checkpoint loader knows files only
+    from cleanplate.models.registry import create_model
+
     with pytest.raises(CheckpointError, match="built-in models: default, classical"):
+        create_model("resnet-best")
+    with pytest.raises(CheckpointError, match="checkpoint not found: resnet-best"):
         load_checkpoint("resnet-best")
 
 

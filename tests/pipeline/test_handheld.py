@@ -10,7 +10,7 @@ import pytest
 
 from cleanplate.io.formats import parse_output
 from cleanplate.pipeline import VideoOptions, flicker, process_video
-from tests.video.clips import FakeMatter
+from tests.clips import FakeMatter
 
 
 def _alphas(folder: Path) -> np.ndarray:

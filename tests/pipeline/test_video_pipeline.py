@@ -13,9 +13,9 @@ import pytest
 import cleanplate.pipeline.video as pipeline_video
 from cleanplate.errors import InputError, OutputError, PlateMismatchError
 from cleanplate.io.formats import parse_output, parse_save
-from cleanplate.io.video import VideoReader, probe
+from cleanplate.io.video_reader import VideoReader, probe
 from cleanplate.pipeline import VideoInterrupted, VideoOptions, process_video
-from tests.video.clips import FakeMatter, audio_seconds, decode_all
+from tests.clips import FakeMatter, audio_seconds, decode_all
 
 AAC_FRAME_S = 1024 / 44100
 # |alpha from file − alpha from Matter.matte| (0..1) per output, for the noisy random-weight matte.
@@ -220,7 +220,7 @@ def test_a_crash_mid_way_keeps_partial_output_and_reports_once(clip_factory, tmp
 
 def test_writer_failure_in_a_thread_reaches_the_caller(clip_factory, tmp_path: Path, monkeypatch) -> None:
     clip = clip_factory(n=8)
-    from cleanplate.io import video as io_video
+    from cleanplate.io import video_writer as io_video
 
     real_write = io_video.VideoFileWriter.write
 

@@ -90,3 +90,44 @@ def test_shipped_configs_load_and_their_mix_is_valid(path: Path) -> None:
     cfg = load_config(path)
     Mix(**cfg.mix)  # an unknown [mix] key would only fail once training starts
     assert cfg.stages and all(s.steps > 0 for s in cfg.stages)
+
+
+@pytest.mark.slow
+def test_guided_model_trains_resumes_and_exports(tmp_path: Path, data_dir: Path) -> None:
+    text = (ROOT / "configs" / "smoke_guided.toml").read_text()
+    text = text.replace("../../shared/data", str(data_dir)).replace('out_dir = "../runs"', f'out_dir = "{tmp_path}"')
+    path = tmp_path / "smoke_guided.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    logs: list[str] = []
+    last = Trainer(cfg, log=logs.append).run()
+    state = torch.load(last, weights_only=True)
+    assert state["step"] == 3 and any("stage 0 (guided) step 3/3" in m for m in logs)
+    assert any(float(v.abs().sum()) > 0 for k, v in state["model"].items() if k.startswith("net.head."))
+
+    from cleanplate import load
+    from cleanplate.models.checkpoint import inspect_checkpoint
+    from cleanplate.train.export import export_run
+
+    model_path = export_run(last, tmp_path / "model.pt")
+    assert inspect_checkpoint(model_path)["architecture"] == "GuidedMatting"
+    rgb = (torch.rand(40, 52, 3) * 255).byte().numpy()
+    assert load(str(model_path), device="cpu").matte(rgb, rgb).alpha.shape == (40, 52)
+
+
+def test_plate_texture_cuts_subject_textures_from_the_plate(data_dir: Path) -> None:
+    import numpy as np
+
+    from cleanplate.train.dataset import Mix, load_training_pool, make_sample
+
+    subjects, backgrounds, _ = load_training_pool(
+        data_dir / "train" / "gt", [data_dir / "train" / "backgrounds"], long_side=128
+    )
+    base = dict(real=0.0, procedural=1.0, empty=0.0, photo_texture=1.0, colour_jitter=0.0, levels=(1.0, 0.0, 0.0))
+    plain = Mix(**base)
+    own = Mix(**base, plate_texture=1.0)
+    a = make_sample(np.random.default_rng(5), subjects, backgrounds, (64, 64), plain)
+    b = make_sample(np.random.default_rng(5), subjects, backgrounds, (64, 64), own)
+    inside = b["pha"] > 0.2
+    assert inside.any() and not np.array_equal(a["src"], b["src"])
+    assert b["src"].shape == (64, 64, 3) and b["src"].min() >= 0 and b["src"].max() <= 1

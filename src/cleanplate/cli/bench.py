@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .options import BACKBONES, REFINE_MODES, ScaleType, model_option
+from ..options import BACKBONES, BACKENDS, PRECISIONS, REFINE_MODES
+from .options import ScaleType, model_option
 
-BACKEND_CHOICES = ("torch", "onnxruntime")
+BACKEND_CHOICES = BACKENDS
+BENCH_PRECISIONS = tuple(p for p in PRECISIONS if p != "fp16")  # the bench runs on CPU by default; fp16 needs CUDA
 
 
 def _csv(choices: tuple[str, ...] | None = None):
@@ -49,7 +51,7 @@ def _csv(choices: tuple[str, ...] | None = None):
 @click.option("--sample-pixels", type=click.IntRange(min=16), default=80_000, show_default=True)
 @click.option(
     "--precision",
-    type=click.Choice(("fp32", "bf16")),
+    type=click.Choice(BENCH_PRECISIONS),
     default="fp32",
     show_default=True,
     help="Of the torch backend; bf16 is outside the 1e-4 parity (see the README).",
@@ -78,19 +80,19 @@ def command(
     slows them alike; the table also shows how far each backend's outputs are from eager's.
     """
     from ..api import auto_backbone_scale, resolve_device
-    from ..bench import bench_model, format_table, machine_line, parse_size, run_benchmark
-    from ..bench import threads as use_threads
     from ..errors import InputError
+    from ..speed import bench_model, format_table, machine_line, parse_size, run_benchmark
+    from ..speed import threads as use_threads
 
     dev = resolve_device(device)
     parsed = [parse_size(s) for s in sizes]
     refine = {"refine_mode": refine_mode, "refine_sample_pixels": sample_pixels}
     models = []
     if model is not None:
-        from ..models.checkpoint import load_checkpoint
+        from ..models.registry import create_model
 
-        net, info = load_checkpoint(model, **refine)
-        if info["architecture"] != "MattingRefine":
+        net, info = create_model(model, **refine)
+        if info.get("architecture") != "MattingRefine":
             raise InputError(f"{model}: bench needs a MattingRefine checkpoint")
         models.append(net)
     else:

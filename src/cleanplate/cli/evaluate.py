@@ -90,6 +90,12 @@ def _display_names(models: tuple[str, ...]) -> list[str]:
 )
 @click.option("--summary", is_flag=True, help="Print only the mean rows, not one row per case.")
 @click.option(
+    "--reference",
+    default=None,
+    metavar="NAME",
+    help="Also report each model's per-case MAD ratio to this one (e.g. classical; added to -m if missing).",
+)
+@click.option(
     "--align",
     is_flag=True,
     help="Align each plate onto its frame before every model, as `cleanplate image --align` does.",
@@ -109,6 +115,7 @@ def command(
     json_path: Path | None,
     grid_path: Path | None,
     summary: bool,
+    reference: str | None,
     align: bool,
     device: str,
     force: bool,
@@ -140,14 +147,18 @@ def command(
 
     cases, total, config = _cases(triples, gt_dir, backgrounds, subjects, split, level_list, seed, max_size)
     model_args = models or ("default",)
+    if reference is not None and reference not in model_args:
+        model_args = (*model_args, reference)
     names = _display_names(model_args)
+    ref_name = names[model_args.index(reference)] if reference is not None else None
     predictors, infos = _load_models(model_args, names, device, align)
     config["align"] = align
-    _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force)
+    config["reference"] = ref_name
+    _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force, ref_name)
 
 
 def _cases(triples, gt_dir, backgrounds, subjects, split, level_list, seed, max_size):
-    from .. import __version__
+    from .._version import __version__
     from ..eval import benchmark
 
     config: dict[str, Any] = {"cleanplate": __version__, "max_size": max_size}
@@ -187,7 +198,7 @@ def _load_models(model_args, names, device, align=False):
     return predictors, infos
 
 
-def _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force) -> None:
+def _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force, reference=None) -> None:
     from tqdm import tqdm
 
     from ..eval import report
@@ -214,11 +225,11 @@ def _run(predictors, infos, names, cases, total, config, json_path, grid_path, s
     finally:
         bar.close()
         if done and json_path is not None:
-            doc = report.to_json(done, names, {**config, "complete": complete}, infos)
+            doc = report.to_json(done, names, {**config, "complete": complete}, infos, reference)
             with atomic_path(json_path, force) as tmp:
                 tmp.write_text(json.dumps(doc, indent=1) + "\n")
             click.echo(f"wrote {json_path}" + ("" if complete else f" ({len(done)} of {total} cases)"), err=True)
         if done and grid is not None:
             write_image(grid_path, grid.image(), force=force)
             click.echo(f"wrote {grid_path}", err=True)
-    click.echo(report.table(done, names, per_case=not summary))
+    click.echo(report.table(done, names, per_case=not summary, reference=reference))

@@ -19,7 +19,6 @@ import click
 from ..errors import InputError, OutputError
 from .options import force_option, load_matter, matting_options
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 # output kind -> file name suffix before .png
 OUTPUT_SUFFIX = {"rgba": "", "alpha": "_alpha", "fgr": "_fgr", "comp": "_comp", "err": "_err", "ref": "_ref"}
 
@@ -29,7 +28,9 @@ def _is_glob(spec: str) -> bool:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    from ..io.image import is_image_path
+
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p))
 
 
 def expand_sources(specs: Iterable[str], exclude: Iterable[Path] = ()) -> list[Path]:
@@ -41,7 +42,9 @@ def expand_sources(specs: Iterable[str], exclude: Iterable[Path] = ()) -> list[P
         if path.is_dir():
             items = _images_in(path)
             if not items:
-                raise InputError(f"{path}: folder has no images ({', '.join(IMAGE_EXTS)})")
+                from ..io.image import IMAGE_SUFFIXES
+
+                raise InputError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
         elif path.exists():
             items = [path]
         elif _is_glob(spec):

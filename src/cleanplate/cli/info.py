@@ -57,19 +57,12 @@ def command(checkpoint: str, as_json: bool) -> None:
     CHECKPOINT is a file, or 'default' for the built-in model's weights.
     """
     from ..models.checkpoint import inspect_checkpoint
-    from ..models.registry import DEFAULT_WEIGHTS, is_builtin
+    from ..models.registry import checkpoint_path, is_builtin, model_config
 
-    path = Path(checkpoint)
-    if not path.exists() and is_builtin(checkpoint):
-        if checkpoint != "default":
-            click.echo(f"{checkpoint}: built-in model without weights (no checkpoint to describe)")
-            return
-        from ..models.registry import create_builtin
-
-        if not DEFAULT_WEIGHTS.is_file():
-            create_builtin("default")  # raises the "not installed" error
-        path = DEFAULT_WEIGHTS
-    info = inspect_checkpoint(path)
+    if not Path(checkpoint).exists() and is_builtin(checkpoint) and model_config(checkpoint).weights is None:
+        click.echo(f"{checkpoint}: built-in model without weights (no checkpoint to describe)")
+        return
+    info = inspect_checkpoint(checkpoint_path(checkpoint))
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from .options import force_option, load_matter, matting_options, smooth_option
+from .options import force_option, frame_range, load_matter, matting_options, plate_frames_option, smooth_option
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -41,14 +41,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     show_default=True,
     help="Countdown in seconds before the plate is captured (step out of the picture).",
 )
-@click.option(
-    "--plate-frames",
-    "plate_count",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Frames median-combined into the captured plate.",
-)
+@plate_frames_option("Capture the plate from frames A..B-1 after the countdown (temporal median).", default="0:5")
 @click.option(
     "--background",
     "-b",
@@ -78,6 +71,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--input-format", default=None, help="Camera pixel format to request, e.g. mjpeg.")
 @click.option("--realtime", is_flag=True, help="File sources: play at the file's own speed, like a camera.")
 @click.option("--no-fps", is_flag=True, help="Hide the fps counter on the preview.")
+@click.option("--align", is_flag=True, help="Handheld/drifting camera: align the plate to every frame.")
 @click.option("--match-color", is_flag=True, help="Follow the camera's exposure / white-balance drift.")
 @smooth_option
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
@@ -87,7 +81,7 @@ def command(
     source: str,
     plate: Path | None,
     plate_delay: float,
-    plate_count: int,
+    plate_frames: str,
     backgrounds: tuple[str, ...],
     preview: bool | None,
     vcam: str | None,
@@ -98,6 +92,7 @@ def command(
     input_format: str | None,
     realtime: bool,
     no_fps: bool,
+    align: bool,
     match_color: bool,
     smooth: float,
     quiet: bool,
@@ -118,6 +113,9 @@ def command(
     from ..live import FileSink, LiveOptions, LiveSession, PreviewWindow, VirtualCamera, display_available
     from ..live.sources import open_source
 
+    first_plate_frame, end_plate_frame = frame_range(plate_frames)
+    if end_plate_frame is None:
+        raise InputError(f"--plate-frames {plate_frames}: give the end too (A:B, frames after the countdown)")
     specs = [parse_output(text) for text in outputs]
     for spec in specs:
         if spec.kind not in ("comp", "rgba", "alpha", "fgr"):
@@ -125,7 +123,7 @@ def command(
     want_preview = display_available() if preview is None else preview
     if not want_preview and vcam is None and not specs:
         raise click.UsageError("nothing to show: no preview (no display) — add --vcam or -o FILE")
-    from ..io.video import check_writable
+    from ..io.video_writer import check_writable
 
     for spec in specs:
         check_writable(spec, force)
@@ -147,8 +145,8 @@ def command(
             from ..pipeline.background import Background
 
             Background(spec, (height, width))
-        if plate_image is not None:
-            from ..plate import match_plate
+        if plate_image is not None and not align:  # with --align a plate of another framing is warped instead
+            from ..plate.fit import match_plate
 
             plate_image = match_plate(plate_image, (height, width))
         matter = load_matter(model_params)
@@ -159,12 +157,14 @@ def command(
         files = [FileSink(spec, force=force) for spec in specs]
         options = LiveOptions(
             plate_delay=plate_delay,
-            plate_frames=plate_count,
+            plate_frames=end_plate_frame - first_plate_frame,
+            plate_skip=first_plate_frame,
             backgrounds=background_specs,
             show_fps=not no_fps,
             max_frames=max_frames,
             smooth=smooth,
             match_color=match_color,
+            align=align,
         )
         session = LiveSession(
             matter,

@@ -1,7 +1,7 @@
 """Shared click options, so every command spells and validates them the same way.
 
-Importing this module must stay cheap (no torch): ``--help`` builds these decorators. Choices
-mirror ``cleanplate.models`` (a test keeps them in sync).
+Importing this module must stay cheap (no torch): ``--help`` builds these decorators. The
+choices are read from :mod:`cleanplate.options`, which the models validate against too.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from ..options import BACKBONES, BACKENDS, PRECISIONS, REFINE_MODES, RefineOptions  # noqa: F401 (BACKBONES: re-exported)
 
-REFINE_MODES = ("sampling", "thresholding", "full")
-BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
-BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "bf16")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ScaleType(click.ParamType):
@@ -145,13 +142,12 @@ def refine_kwargs(
     **_: Any,
 ) -> dict[str, Any]:
     """The MattingRefine options the user actually set, named as ``cleanplate.load`` expects."""
-    values = {
-        "backbone_scale": backbone_scale,
-        "refine_mode": refine_mode,
-        "refine_sample_pixels": sample_pixels,
-        "refine_threshold": threshold,
-    }
-    return {k: v for k, v in values.items() if v is not None}
+    return RefineOptions(
+        backbone_scale=backbone_scale,
+        refine_mode=refine_mode,
+        refine_sample_pixels=sample_pixels,
+        refine_threshold=threshold,
+    ).given()
 
 
 def load_matter(params: dict[str, Any]):  # -> cleanplate.api.Matter (torch imported lazily)
@@ -178,3 +174,28 @@ def smooth_option(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="[STRENGTH]",
         help="Temporal smoothing of the matte where the image is still (cuts flicker). Bare --smooth = 0.6.",
     )(func)
+
+
+def plate_frames_option(help_text: str, default: str | None = None) -> Callable[[F], F]:
+    """``--plate-frames A:B``: one meaning in ``video`` and ``live`` (frames A..B-1; a bare N means 0:N)."""
+    return click.option(
+        "--plate-frames",
+        metavar="A:B",
+        default=default,
+        show_default=default is not None,
+        help=f"{help_text} A bare N means 0:N (deprecated).",
+    )
+
+
+def frame_range(text: str) -> tuple[int, int | None]:
+    """``--plate-frames`` parsed; the deprecation of a bare count becomes one ``warning:`` line on stderr."""
+    import warnings
+
+    from ..plate.load import parse_frame_range
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        parsed = parse_frame_range(text)
+    for w in caught:
+        click.echo(f"cleanplate: warning: {w.message}", err=True)
+    return parsed

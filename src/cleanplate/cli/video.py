@@ -17,7 +17,7 @@ import click
 
 from ..errors import CleanplateError
 from ..io.formats import PRESETS
-from .options import force_option, load_matter, matting_options, smooth_option
+from .options import force_option, frame_range, load_matter, matting_options, plate_frames_option, smooth_option
 
 EXIT_INTERRUPTED = 130
 
@@ -98,11 +98,7 @@ def partial_note(exc: BaseException) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Clean plate: an image, or a video of the empty scene (per-pixel temporal median).",
 )
-@click.option(
-    "--plate-frames",
-    metavar="A:B",
-    help="Build the plate from frames A..B-1 of INPUT itself (temporal median), e.g. 0:30.",
-)
+@plate_frames_option("Build the plate from frames A..B-1 of INPUT itself (temporal median), e.g. 0:30.")
 @click.option("--output", "-o", "outputs", multiple=True, metavar="[KIND=]PATH", help=OUTPUT_HELP)
 @click.option("--save", metavar="KIND=PATH,...", help="Several outputs at once, e.g. comp=out.mp4,rgba=out.mov.")
 @click.option(
@@ -169,30 +165,13 @@ def command(
       cleanplate video take.mp4 --plate empty.mp4 --save comp=out.mp4,alpha=matte.mp4 -b beach.jpg
       cleanplate video take.mp4 --plate-frames 0:48 -o frames/ --start 2 --end 10 --align --smooth
     """
-    from ..io.video import probe
-    from ..pipeline import VideoInterrupted, VideoOptions, check_outputs, process_video
-    from ..pipeline.plates import load_plate, parse_frame_range
-    from ..pipeline.video import check_range
+    from ..pipeline import VideoInterrupted, VideoOptions, prepare_video
 
     if (plate is None) == (plate_frames is None):
         raise click.UsageError("give exactly one of --plate PLATE or --plate-frames A:B")
     if start is not None and end is not None and end <= start:
         raise click.BadParameter(f"--end ({end}s) must be after --start ({start}s)", param_hint="'--end'")
     specs = collect_outputs(outputs, save, format_name)
-    info = probe(source)
-    check_range(info, start, end)
-    check_outputs(specs, source, force)
-    frame_range = parse_frame_range(plate_frames) if plate_frames is not None else None
-    plate_image = load_plate(plate, source=source, frame_range=frame_range)
-    if not align:
-        from ..plate import match_plate
-
-        match_plate(plate_image, (info.height, info.width))  # aspect mismatch fails here, before the model loads
-    if not quiet and any(s.is_sequence for s in specs) and info.audio_codec and not no_audio:
-        click.echo("cleanplate: note: PNG frame folders carry no audio", err=True)
-    matter = load_matter(model_params)
-    if batch_size is None:
-        batch_size = 4 if str(getattr(matter, "device", "cpu")).startswith("cuda") else 1
     options = VideoOptions(
         start=start,
         end=end,
@@ -206,8 +185,15 @@ def command(
         force=force,
         progress=not quiet,
     )
+    # Checked and loaded once (input, range, outputs, plate, background), all before the model loads.
+    job = prepare_video(
+        source, specs, plate, plate_frames=None if plate_frames is None else frame_range(plate_frames), options=options
+    )
+    if not quiet and any(s.is_sequence for s in specs) and job.info.audio_codec and not no_audio:
+        click.echo("cleanplate: note: PNG frame folders carry no audio", err=True)
+    matter = load_matter(model_params)
     try:
-        result = process_video(matter, source, specs, plate_image, options=options)
+        result = job.run(matter)
     except VideoInterrupted as stop:
         report_interrupted(stop.result)
         sys.exit(EXIT_INTERRUPTED)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..io.image import is_image_path
 
 PEOPLE_PREFIXES = ("vm_", "p3m_")
 
@@ -146,8 +147,7 @@ def load_subjects(folder: str | Path, ids: list[str] | None = None, *, long_side
 
 def list_backgrounds(folder: str | Path) -> list[Path]:
     folder = Path(folder)
-    exts = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts) if folder.is_dir() else []
+    return sorted(p for p in folder.iterdir() if is_image_path(p)) if folder.is_dir() else []
 
 
 def load_background(path: str | Path, *, long_side: int | None = None) -> np.ndarray:

@@ -36,9 +36,9 @@ import numpy as np
 from ..data.perturb import cover_crop
 from ..data.subjects import read_alpha, read_rgb, resize_long
 from ..errors import InputError
-from .metrics import METRICS, foreground_mse
+from ..io.image import IMAGE_SUFFIXES
+from .metrics import METRICS, edge_foreground_mse, foreground_mse
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SRC_NOISE = 0.01
 DEFAULT_MAX_SIZE = 1024
 SPLITS = ("holdout", "all")
@@ -56,6 +56,7 @@ class Case:
     level: str = "triple"
     subject: str = ""
     background: str = ""
+    group: str = "all"  # people | objects (synthetic cases), all (triples)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -118,13 +119,21 @@ def select_backgrounds(folder: str | Path, split: str = "holdout") -> list[Path]
     from ..data.split import is_holdout_background
 
     folder = _need_dir(folder, "backgrounds")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise InputError(f"no background images ({', '.join(IMAGE_EXTS)}) in {folder}")
+        raise InputError(f"no background images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     held = [p for p in paths if is_holdout_background(p.stem)]
     return held if split == "holdout" and held else paths
+
+
+PEOPLE_PREFIXES = ("vm_", "p3m_")  # VideoMatte240K and P3M-10k: portraits; the rest are objects
+
+
+def subject_group(subject_id: str) -> str:
+    """'people' or 'objects': results are reported per group, since the two fail differently."""
+    return "people" if subject_id.startswith(PEOPLE_PREFIXES) else "objects"
 
 
 def make_case(
@@ -145,7 +154,8 @@ def make_case(
     a = pha[..., None]
     src = quantize(a * fgr + (1 - a) * bg + rng.normal(0, SRC_NOISE, bg.shape).astype(np.float32))
     plate = quantize(perturb_plate(bg, rng, level))
-    return Case(f"{subject_id}@{background_name}", src, plate, pha, fgr, level, subject_id, background_name)
+    name = f"{subject_id}@{background_name}"
+    return Case(name, src, plate, pha, fgr, level, subject_id, background_name, subject_group(subject_id))
 
 
 def synthetic_cases(
@@ -181,7 +191,7 @@ def synthetic_cases(
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for ext in IMAGE_EXTS:
+    for ext in IMAGE_SUFFIXES:
         for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
             if candidate.is_file():
                 return candidate
@@ -265,8 +275,8 @@ def with_alignment(run: Predictor) -> Predictor:
     """
     import warnings
 
-    from ..align import AlignmentWarning, align_plate
     from ..compose import to_uint8
+    from ..plate.align import AlignmentWarning, align_plate
 
     def aligned(src: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with warnings.catch_warnings():
@@ -282,6 +292,7 @@ def score(pred_pha: np.ndarray, pred_fgr: np.ndarray | None, case: Case) -> dict
     out = {name: fn(pred_pha, case.pha) for name, fn in METRICS.items()}
     if case.fgr is not None and pred_fgr is not None:
         out["fgr_mse"] = foreground_mse(pred_fgr, case.fgr, case.pha)
+        out["fgr_edge"] = edge_foreground_mse(pred_fgr, case.fgr, case.pha)
     return out
 
 
@@ -295,6 +306,7 @@ class CaseResult:
     background: str
     size: tuple[int, int]
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> metric -> value
+    group: str = "all"
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -314,7 +326,7 @@ def evaluate(
     """
     results = []
     for case in cases:
-        res = CaseResult(case.name, case.level, case.subject, case.background, case.size)
+        res = CaseResult(case.name, case.level, case.subject, case.background, case.size, group=case.group)
         predictions: Predictions = {}
         for name, run in predictors.items():
             t0 = time.perf_counter()
@@ -332,10 +344,38 @@ def evaluate(
     return results
 
 
-def mean_metrics(results: Sequence[CaseResult], model: str, level: str | None = None) -> dict[str, float]:
-    """Mean of each metric over the cases (of one level, if given)."""
-    rows = [r.metrics[model] for r in results if model in r.metrics and (level is None or r.level == level)]
+def select(results: Sequence[CaseResult], level: str | None = None, group: str | None = None) -> list[CaseResult]:
+    """The results of one level and/or one group (None: any)."""
+    return [r for r in results if (level is None or r.level == level) and (group is None or r.group == group)]
+
+
+def mean_metrics(
+    results: Sequence[CaseResult], model: str, level: str | None = None, group: str | None = None
+) -> dict[str, float]:
+    """Mean of each metric over the cases (of one level and/or group, if given)."""
+    rows = [r.metrics[model] for r in select(results, level, group) if model in r.metrics]
     if not rows:
         return {}
     keys = [k for k in rows[0] if all(k in row for row in rows)]
     return {k: float(np.mean([row[k] for row in rows])) for k in keys}
+
+
+def worst_case(results: Sequence[CaseResult], model: str, metric: str = "mad") -> CaseResult | None:
+    """The case where ``model`` scored worst on ``metric``."""
+    rows = [r for r in results if metric in r.metrics.get(model, {})]
+    return max(rows, key=lambda r: r.metrics[model][metric]) if rows else None
+
+
+def case_ratios(
+    results: Sequence[CaseResult], model: str, reference: str, metric: str = "mad", floor: float = 1e-3
+) -> list[tuple[CaseResult, float]]:
+    """Per case, ``model``'s metric over ``reference``'s, worst first.
+
+    ``floor`` (MAD 1.0 x 1e-3) keeps near-perfect reference cases from turning noise into huge ratios.
+    """
+    out = []
+    for r in results:
+        a, b = r.metrics.get(model, {}).get(metric), r.metrics.get(reference, {}).get(metric)
+        if a is not None and b is not None:
+            out.append((r, a / max(b, floor)))
+    return sorted(out, key=lambda item: -item[1])

@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .benchmark import Case, CaseResult, Predictions, mean_metrics
+from .benchmark import Case, CaseResult, Predictions, case_ratios, mean_metrics, select, worst_case
 
 # key, header, factor applied for the table
 COLUMNS = (
@@ -24,7 +24,9 @@ COLUMNS = (
     ("grad", "Grad", 1.0),
     ("conn", "Conn", 1.0),
     ("fgr_mse", "fgrMSE", 1e3),
+    ("fgr_edge", "fgrEdge", 1e3),
 )
+OUTLIER_RATIO = 1.5  # a case this much worse than the reference is a failure, whatever the mean says
 UNITS = {
     "sad": "sum |a - gt| / 1000",
     "mse": "mean (a - gt)^2",
@@ -32,6 +34,7 @@ UNITS = {
     "grad": "sum (|grad a| - |grad gt|)^2 / 1000, Gaussian derivative sigma 1.4",
     "conn": "connectivity error (Rhemann et al. 2009) / 1000, step 0.1",
     "fgr_mse": "mean (F - F_gt)^2 over pixels with gt alpha > 0",
+    "fgr_edge": "sum a_gt (F - F_gt)^2 / sum a_gt within 6 px of the subject's edge or soft alpha",
     "table": "SAD, Grad, Conn as above; MSE, MAD, fgrMSE multiplied by 1000",
 }
 
@@ -48,8 +51,19 @@ def levels_of(results: Sequence[CaseResult]) -> list[str]:
     return seen
 
 
-def table(results: Sequence[CaseResult], models: Sequence[str], *, per_case: bool = True) -> str:
-    """Per-case rows (optional) and mean rows per level and overall, one row per model."""
+def groups_of(results: Sequence[CaseResult]) -> list[str]:
+    seen: list[str] = []
+    for r in results:
+        if r.group not in seen:
+            seen.append(r.group)
+    return seen
+
+
+def table(
+    results: Sequence[CaseResult], models: Sequence[str], *, per_case: bool = True, reference: str | None = None
+) -> str:
+    """Per-case rows (optional), mean rows per level, per group and overall, the worst case per model
+    and level, and with ``reference`` the per-case MAD ratios to that model."""
     labels = [f"mean ({lv}, {len(results)})" for lv in [*levels_of(results), "all"]]
     width = max([len(r.name) for r in results] + [len(x) for x in labels] + [12])
     tags = [f"{m}/{models[0]}" for m in models[1:]]  # ratio rows name both models
@@ -63,35 +77,101 @@ def table(results: Sequence[CaseResult], models: Sequence[str], *, per_case: boo
                 lines.append(row)
         lines.append("-" * len(header))
     levels = levels_of(results)
-    groups = [(lv, lv) for lv in levels] + ([("all", None)] if len(levels) > 1 else [])
-    for label, level in groups:
-        n = sum(1 for r in results if level is None or r.level == level)
+    groups = groups_of(results)
+    rows = [(lv, lv, None) for lv in levels] + ([("all", None, None)] if len(levels) > 1 else [])
+    if len(groups) > 1:
+        rows += [(f"{lv}, {g}", lv, g) for lv in [*levels, None] for g in groups if len(levels) > 1 or lv is not None]
+    for label, level, group in rows:
+        label = label if label is not None else "all"
+        tag_level = level or "all"
+        picked = select(results, level, group)
+        if not picked:
+            continue
         for m in models:
-            row = f"{f'mean ({label}, {n})':<{width}}  {label:<7} {m:<{mwidth}} "
-            lines.append(row + " ".join(_fmt(mean_metrics(results, m, level))))
+            row = f"{f'mean ({label}, {len(picked)})':<{width}}  {tag_level:<7} {m:<{mwidth}} "
+            lines.append(row + " ".join(_fmt(mean_metrics(results, m, level, group))))
         if len(models) > 1:
-            base = mean_metrics(results, models[0], level)
+            base = mean_metrics(results, models[0], level, group)
             for m in models[1:]:
-                other = mean_metrics(results, m, level)
+                other = mean_metrics(results, m, level, group)
                 ratio = {k: other[k] / base[k] for k in other if k in base and base[k] > 0}
                 cells = [f"{ratio[k]:8.2f}" if k in ratio else f"{'-':>8}" for k, _, _ in COLUMNS]
                 tag = f"{m}/{models[0]}"
-                lines.append(f"{f'ratio ({label})':<{width}}  {label:<7} {tag:<{mwidth}} " + " ".join(cells))
+                lines.append(f"{f'ratio ({label})':<{width}}  {tag_level:<7} {tag:<{mwidth}} " + " ".join(cells))
+    lines.append("-" * len(header))
+    for level in levels:
+        for m in models:
+            worst = worst_case(select(results, level), m)
+            if worst is not None:
+                lines.append(
+                    f"{'worst: ' + worst.name:<{width}}  {level:<7} {m:<{mwidth}} " + " ".join(_fmt(worst.metrics[m]))
+                )
+    if reference is not None:
+        lines.append("")
+        lines.extend(reference_lines(results, models, reference))
     return "\n".join(lines)
 
 
+def reference_summary(results: Sequence[CaseResult], model: str, reference: str) -> dict[str, Any]:
+    """Per-case MAD ratios of ``model`` to ``reference``: worst, median, and how many exceed 1.5x."""
+    ratios = case_ratios(results, model, reference)
+    if not ratios:
+        return {}
+    values = [v for _, v in ratios]
+    return {
+        "reference": reference,
+        "worst_ratio": values[0],
+        "worst_case": f"{ratios[0][0].name} [{ratios[0][0].level}]",
+        "median_ratio": float(np.median(values)),
+        "cases_over": sum(v > OUTLIER_RATIO for v in values),
+        "over_threshold": OUTLIER_RATIO,
+        "cases": len(values),
+        "ratios": {f"{r.name} [{r.level}]": v for r, v in ratios},
+    }
+
+
+def reference_lines(results: Sequence[CaseResult], models: Sequence[str], reference: str) -> list[str]:
+    """One line per model: its worst per-case MAD ratio to the reference and the count above 1.5x."""
+    out = []
+    for m in models:
+        if m == reference:
+            continue
+        info = reference_summary(results, m, reference)
+        if not info:
+            continue
+        out.append(
+            f"MAD {m}/{reference} per case: worst {info['worst_ratio']:.2f} ({info['worst_case']}), "
+            f"median {info['median_ratio']:.2f}, {info['cases_over']} of {info['cases']} cases above "
+            f"{OUTLIER_RATIO:g}x"
+        )
+    return out
+
+
 def to_json(
-    results: Sequence[CaseResult], models: Sequence[str], config: dict[str, Any], model_info: dict[str, Any]
+    results: Sequence[CaseResult],
+    models: Sequence[str],
+    config: dict[str, Any],
+    model_info: dict[str, Any],
+    reference: str | None = None,
 ) -> dict[str, Any]:
-    """The whole run as a JSON-able dict: config, units, per-model means (overall and per level), cases."""
+    """The whole run as a JSON-able dict: config, units, per-model means (overall, per level, per
+    group), the worst case per level, ratios to the reference model, cases."""
     levels = levels_of(results)
+    groups = groups_of(results)
     summary = {}
     for m in models:
         secs = [r.seconds[m] for r in results if m in r.seconds]
+        worst = {lv: worst_case(select(results, lv), m) for lv in levels}
         summary[m] = {
             "info": model_info.get(m, {}),
             "mean": mean_metrics(results, m),
             "by_level": {lv: mean_metrics(results, m, lv) for lv in levels},
+            "by_group": {
+                g: {"all": mean_metrics(results, m, None, g), **{lv: mean_metrics(results, m, lv, g) for lv in levels}}
+                for g in groups
+            },
+            "worst": {lv: {"case": w.name, **w.metrics[m]} for lv, w in worst.items() if w is not None},
+            "vs_reference": reference_summary(results, m, reference) if reference and m != reference else None,
             "cases": sum(1 for r in results if m in r.metrics),
             "seconds_per_case": float(np.mean(secs)) if secs else None,
         }
@@ -107,6 +187,7 @@ def to_json(
                 "level": r.level,
                 "subject": r.subject,
                 "background": r.background,
+                "group": r.group,
                 "size": list(r.size),
                 "metrics": r.metrics,
                 "seconds": r.seconds,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError, MissingDependencyError
 from .common import check_exportable, cpu_float, model_config, output_names
 

@@ -18,6 +18,10 @@ from .atomic import atomic_path
 
 ImageLike: TypeAlias = str | os.PathLike | Image.Image | np.ndarray
 
+# The one list of still-image suffixes cleanplate reads (folders of inputs, plates, backgrounds,
+# ground truth); anything else given as a plate or background is read as a video.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+
 # extension -> (PIL format, save options); every option here is lossless except JPEG.
 WRITE_FORMATS: dict[str, tuple[str, dict]] = {
     ".png": ("PNG", {"compress_level": 6}),
@@ -28,6 +32,11 @@ WRITE_FORMATS: dict[str, tuple[str, dict]] = {
     ".webp": ("WEBP", {"lossless": True, "quality": 100, "exact": True}),
 }
 ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    """True for a still-image suffix (:data:`IMAGE_SUFFIXES`), whatever the case."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

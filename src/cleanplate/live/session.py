@@ -1,10 +1,12 @@
 """The live loop: capture a plate (countdown), then matte every frame and send it to the sinks.
 
 States: ``countdown`` (the user steps out; frames pass through with a message) → ``capture``
-(a few frames are median-combined into the plate) → ``matting``. 'p' in the preview window (or
-SIGUSR1 when headless) restarts the countdown to re-capture the plate; 'b' cycles backgrounds;
-'q'/Esc quits. Countdown time follows the source's clock, so a file source behaves exactly like
-a camera filmed at that speed, deterministically.
+(frames A..B-1 after the countdown are median-combined into the plate) → ``matting``, each frame
+through the per-frame step shared with ``cleanplate video`` (:class:`~cleanplate.pipeline.frame.FrameStep`:
+alignment, colour match, matte, smoothing, render). 'p' in the preview window (or SIGUSR1 when
+headless) restarts the countdown to re-capture the plate; 'b' cycles backgrounds; 'q'/Esc quits.
+Countdown time follows the source's clock, so a file source behaves exactly like a camera filmed
+at that speed, deterministically.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import numpy as np
 import torch
 
 from ..pipeline.background import Background
-from ..pipeline.color import ColorMatcher
-from ..pipeline.plates import temporal_median
-from ..pipeline.render import render, to_device
-from ..pipeline.smooth import MatteSmoother
+from ..pipeline.frame import FrameOptions, FrameStep
+from ..pipeline.render import to_device
+from ..plate.load import temporal_median
 from .sinks import FileSink
 from .sources import FrameSource
 
@@ -35,11 +36,18 @@ from .sources import FrameSource
 class LiveOptions:
     plate_delay: float = 3.0  # seconds of countdown before the plate is captured
     plate_frames: int = 5  # frames median-combined into the plate
+    plate_skip: int = 0  # frames skipped after the countdown before those (--plate-frames A:B: A, B - A)
     backgrounds: Sequence[str] = ("blur",)  # 'b' cycles through them; the first is used at start
     show_fps: bool = True  # fps counter drawn on the preview
     max_frames: int | None = None  # stop after this many matted frames
     smooth: float = 0.0
     match_color: bool = False
+    align: bool = False  # per-frame plate alignment (a handheld or drifting camera)
+
+    @property
+    def frame(self) -> FrameOptions:
+        """The per-frame step's options."""
+        return FrameOptions(align=self.align, match_color=self.match_color, smooth=self.smooth)
 
 
 @dataclass
@@ -107,10 +115,11 @@ class LiveSession:
         self.options = options or LiveOptions()
         self.device = torch.device(getattr(matter, "device", "cpu"))
         self.plate = plate
-        self.plate_t: torch.Tensor | None = None
+        self.step: FrameStep | None = None  # made for the plate and the frame size at the first frame
         self.state = "matting" if plate is not None else "countdown"
         self._deadline: float | None = None
         self._captured: list[np.ndarray] = []
+        self._skipped = 0
         self._bg_index = 0
         self._backgrounds: dict[int, Background] = {}
         self._bg_iter: Any = None
@@ -118,9 +127,7 @@ class LiveSession:
         self.stop = threading.Event()
         self.meter = FpsMeter()
         self.stats = LiveStats()
-        self.color = ColorMatcher() if self.options.match_color else None
-        self.smoother = MatteSmoother(self.options.smooth) if self.options.smooth > 0 else None
-        self._prev_alpha: torch.Tensor | None = None
+        self.options.frame.check()
 
     # plate ------------------------------------------------------------------------------------
     def request_plate(self) -> None:
@@ -128,14 +135,10 @@ class LiveSession:
         self.recapture.set()
 
     def _set_plate(self, plate: np.ndarray) -> None:
+        """A new plate: a fresh step (alignment, colour matching and smoothing start over)."""
         self.plate = plate
-        self.plate_t = to_device(torch.from_numpy(np.array(plate)[None]), self.device)
+        self.step = None
         self.stats.plates += 1
-        self._prev_alpha = None
-        if self.color is not None:
-            self.color = ColorMatcher()
-        if self.smoother is not None:
-            self.smoother.reset()
 
     def _plate_step(self, frame: np.ndarray, t: float) -> np.ndarray:
         """Countdown / capture; returns the frame to show."""
@@ -145,7 +148,10 @@ class LiveSession:
             left = self._deadline - t
             if left > 0:
                 return draw_text(frame, f"step out of the picture: plate in {int(np.ceil(left))}", corner="bottom-left")
-            self.state, self._captured = "capture", []
+            self.state, self._captured, self._skipped = "capture", [], 0
+        if self._skipped < self.options.plate_skip:
+            self._skipped += 1
+            return draw_text(frame, "capturing plate...", corner="bottom-left")
         self._captured.append(frame)
         if len(self._captured) >= max(1, self.options.plate_frames):
             self._set_plate(temporal_median(self._captured))
@@ -172,28 +178,19 @@ class LiveSession:
     # matting ----------------------------------------------------------------------------------
     def _matte(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         """Matte one frame; returns uint8 arrays per kind needed (comp always, rgba/alpha for files)."""
-        if self.plate_t is None or self.plate_t.shape[-2:] != frame.shape[:2]:
-            from ..plate import match_plate
-
-            self._set_plate(match_plate(self.plate, frame.shape[:2]))
-            self.stats.plates -= 1  # a resize, not a capture
+        size = frame.shape[:2]
+        if self.step is None or self.step.size != size:  # the plate is fitted (or aligned) to this size
+            self.step = FrameStep(self.matter, self.plate, size, self.options.frame)
         kinds = {"comp"} | {f.kind for f in self.files}
         with torch.inference_mode():
             src = to_device(torch.from_numpy(frame[None]), self.device)
-            bgr = self.plate_t
-            if self.color is not None:
-                bgr = self.color(src, bgr, self._prev_alpha)
-            alpha, fgr = self.matter.matte_tensor(src, bgr)[:2]
-            alpha, fgr = alpha.float(), fgr.float()
-            if self.smoother is not None:
-                alpha = self.smoother(alpha, src)
-            self._prev_alpha = alpha
+            mattes = self.step.matte(src, frame[None] if self.step.aligner is not None else None)
             out = {}
             for kind in kinds:
                 bg = None
                 if kind == "comp":
                     bg = to_device(torch.from_numpy(np.array(self._background(frame))[None]), self.device)
-                out[kind] = render(kind, alpha, fgr, bg)[0].cpu().numpy()
+                out[kind] = self.step.render(kind, mattes, bg)[0].cpu().numpy()
         return out
 
     # loop -------------------------------------------------------------------------------------
@@ -222,7 +219,7 @@ class LiveSession:
         return self.stats
 
     def _loop(self) -> None:
-        if self.plate is not None and self.plate_t is None:
+        if self.plate is not None and self.step is None and self.stats.plates == 0:
             self._set_plate(self.plate)
         limit = self.options.max_frames
         while not self.stop.is_set():

@@ -104,7 +104,7 @@ class FileSink:
     TIME_BASE = Fraction(1, 1000)
 
     def __init__(self, spec: OutputSpec, *, force: bool = False, rate: Fraction | None = None) -> None:
-        from ..io.video import open_writer
+        from ..io.video_writer import open_writer
 
         self.spec = spec
         self.kind = spec.kind

@@ -112,7 +112,7 @@ class PyAVSource(FrameSource):
         self._grabber = _Grabber(self._next, "pyav") if live else None
 
     def _next(self) -> tuple[np.ndarray, float] | None:
-        from ..io.video import _snap, upright
+        from ..io.video_reader import snap_rotation, upright
 
         frame = next(self._frames, None)
         if frame is None:
@@ -120,7 +120,7 @@ class PyAVSource(FrameSource):
         t = float(frame.time) if frame.time is not None else time.monotonic()
         image = frame.to_ndarray(format="rgb24")
         if frame.rotation:
-            image = upright(image, _snap(frame.rotation))
+            image = upright(image, snap_rotation(frame.rotation))
         return image, t
 
     def read(self) -> tuple[np.ndarray, float] | None:
@@ -220,7 +220,7 @@ def open_source(
     path = Path(spec)
     if not path.exists():
         raise InputError(f"source {spec}: no such file, camera or URL")
-    from ..io.video import probe
+    from ..io.video_reader import probe
 
     probe(path)  # one-line errors for corrupt files / no video stream
     return PyAVSource(str(path), live=False, realtime=realtime)

@@ -8,7 +8,9 @@ cleanplate: ``{"format": "cleanplate", "format_version": 1, "architecture": "Mat
 (half the size on disk); they are cast back to float32 on load. ``meta`` is free-form plain data
 (training config, data sources, metrics).
 
-Everything is loaded with ``weights_only=True``: a checkpoint can never run code.
+Everything is loaded with ``weights_only=True``: a checkpoint can never run code. This module
+knows files, not names: built-in models and the choice between a name and a path are
+:mod:`cleanplate.models.registry`'s.
 """
 
 from __future__ import annotations
@@ -28,20 +30,22 @@ from torch import nn
 
 from ..errors import CheckpointError, InputError
 from ..io.atomic import atomic_path
+from .guided import GuidedMatting
 from .matting import BACKBONES, MattingBase, MattingRefine
 
 FORMAT = "cleanplate"
 FORMAT_VERSION = 1
 ARCHITECTURES = {"MattingRefine": MattingRefine, "MattingBase": MattingBase}
+# Architectures of cleanplate's own (no official layout, no backbone name): built from ``config``.
+OWN_ARCHITECTURES = {"GuidedMatting": GuidedMatting}
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
     """``torch.load`` with weights_only on CPU; every failure becomes one :class:`CheckpointError` line."""
     p = Path(path)
-    if not p.exists():
-        hint = f" (built-in models: {', '.join(_builtin_names())})" if p.suffix == "" and len(p.parts) == 1 else ""
-        raise CheckpointError(f"checkpoint not found: {p}{hint}")
+    if not p.exists():  # (a bare name that is no file: cleanplate.models.registry lists the built-ins)
+        raise CheckpointError(f"checkpoint not found: {p}")
     if p.is_dir():
         raise CheckpointError(f"{p} is a folder, not a checkpoint file")
     with open(p, "rb") as f:
@@ -62,12 +66,6 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{p} is not a PyTorch checkpoint, or it is truncated (unreadable pickle data)") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{p} is truncated or corrupt ({type(exc).__name__} while reading it)") from exc
-
-
-def _builtin_names() -> list[str]:
-    from .registry import list_models
-
-    return list_models()
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -96,14 +94,17 @@ def split_checkpoint(obj: Any, path: str | os.PathLike = "checkpoint") -> tuple[
         if not _is_state_dict(state):
             raise CheckpointError(f"{path}: cleanplate checkpoint has no usable 'state_dict'")
         arch = obj.get("architecture")
-        if arch not in ARCHITECTURES:
-            raise CheckpointError(f"{path}: unknown architecture {arch!r} (expected MattingRefine or MattingBase)")
+        if arch not in ARCHITECTURES and arch not in OWN_ARCHITECTURES:
+            known = ", ".join([*ARCHITECTURES, *OWN_ARCHITECTURES])
+            raise CheckpointError(f"{path}: unknown architecture {arch!r} (expected one of {known})")
         meta = obj.get("meta") or {}
+        config = obj.get("config") or {}
         header = {
             "format": FORMAT,
             "format_version": version,
             "architecture": arch,
             "backbone": obj.get("backbone"),
+            "config": dict(config) if isinstance(config, Mapping) else {},
             "meta": dict(meta) if isinstance(meta, Mapping) else {},
         }
         return dict(state), header
@@ -190,6 +191,9 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     mismatching key for a wrong architecture).
     """
     state, header = split_checkpoint(read_checkpoint(path), path)
+    if header["architecture"] in OWN_ARCHITECTURES:
+        _, info = _load_own(state, header, path, {})
+        return {**info, "bytes": Path(path).stat().st_size}
     backbone = _resolve(state, header, path, None)
     problem = first_mismatch(state, _expected_state(header["architecture"], backbone))
     if problem:
@@ -219,6 +223,8 @@ def load_checkpoint(path: str | os.PathLike, **model_kwargs: Any) -> tuple[nn.Mo
     info as :func:`inspect_checkpoint`.
     """
     state, header = split_checkpoint(read_checkpoint(path), path)
+    if header["architecture"] in OWN_ARCHITECTURES:
+        return _load_own(state, header, path, model_kwargs)
     backbone = _resolve(state, header, path, model_kwargs.pop("backbone", None))
     arch = header["architecture"]
     if arch == "MattingBase" and model_kwargs:
@@ -252,6 +258,51 @@ def load_checkpoint(path: str | os.PathLike, **model_kwargs: Any) -> tuple[nn.Mo
     return model, info
 
 
+def _info(path, header: dict, arch: str, backbone: str | None, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
+    return {
+        "path": str(path),
+        "format": header["format"],
+        "format_version": header["format_version"],
+        "architecture": arch,
+        "backbone": backbone,
+        "parameters": count_parameters(state),
+        "tensors": len(state),
+        "dtype": ",".join(dtypes),
+        "official_compatible": header["format"] == "official",
+        "meta": header["meta"],
+    }
+
+
+def _load_own(
+    state: dict[str, torch.Tensor], header: dict, path: str | os.PathLike, model_kwargs: dict[str, Any]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build one of :data:`OWN_ARCHITECTURES` from the checkpoint's ``config`` and load its weights."""
+    arch = header["architecture"]
+    options = dict(model_kwargs)
+    backbone = options.pop("backbone", None)
+    if backbone is not None:
+        raise InputError(f"{path} is a {arch} model, which has no BGMv2 backbone; drop --backbone")
+    allowed = {"backbone_scale"}
+    extra = sorted(k for k, v in options.items() if k not in allowed and v is not None)
+    if extra:
+        raise InputError(f"options {', '.join(extra)} do not apply to the {arch} model (it has no BGMv2 refiner)")
+    config = {**header.get("config", {}), **{k: v for k, v in options.items() if v is not None}}
+    if "widths" in config:
+        config["widths"] = tuple(int(w) for w in config["widths"])
+    try:
+        with torch.device("meta"):
+            expected = OWN_ARCHITECTURES[arch](**config).state_dict()
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unusable {arch} config ({str(exc).splitlines()[0]})") from exc
+    problem = first_mismatch(state, expected)
+    if problem:
+        raise CheckpointError(f"{path}: {problem} for {arch}")
+    model = OWN_ARCHITECTURES[arch](**config)
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}, strict=True)
+    return model.eval(), _info(path, header, arch, None, state)
+
+
 def _plain(meta: Mapping | None) -> dict:
     """``meta`` reduced to JSON-like plain data so ``weights_only`` loading accepts it."""
     if not meta:
@@ -274,11 +325,16 @@ def save_checkpoint(
     their ``--force`` flag.
     """
     arch = type(model).__name__
-    if arch not in ARCHITECTURES:
-        arch = "MattingRefine" if hasattr(model, "refiner") else "MattingBase"
-    backbone = getattr(model, "backbone_name", None)
-    if backbone not in BACKBONES:
-        raise InputError(f"cannot save {type(model).__name__}: not a MattingBase/MattingRefine model")
+    config: dict[str, Any] = {}
+    if isinstance(model, GuidedMatting):
+        arch, backbone = "GuidedMatting", None
+        config = {"widths": list(model.widths)}
+    else:
+        if arch not in ARCHITECTURES:
+            arch = "MattingRefine" if hasattr(model, "refiner") else "MattingBase"
+        backbone = getattr(model, "backbone_name", None)
+        if backbone not in BACKBONES:
+            raise InputError(f"cannot save {type(model).__name__}: not a MattingBase/MattingRefine/GuidedMatting model")
     state = {
         k: (v.detach().to("cpu", torch.float16 if half else torch.float32) if v.is_floating_point() else v.cpu())
         for k, v in model.state_dict().items()
@@ -288,6 +344,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "architecture": arch,
         "backbone": backbone,
+        "config": config,
         "state_dict": state,
         "meta": _plain(meta),
     }

@@ -3,8 +3,10 @@
 No learning. Per frame, against its clean plate:
 
 1. **Registration** (``align``): ORB features + RANSAC give an affine warp of the plate onto the
-   frame; ECC then refines it on background pixels only. A warp that moves nothing by more than a
-   quarter pixel is dropped, so aligned plates are used untouched.
+   frame; ECC then refines it on background pixels only (both from :mod:`cleanplate.plate.geometry`,
+   which every alignment in cleanplate shares). A warp must pass its plausibility checks and line
+   the background up better than the plate as it is; one that moves nothing by more than a quarter
+   pixel is dropped, so aligned plates are used untouched.
 2. **Tone match** (``match_exposure``): a per-channel quadratic curve maps plate colours to frame
    colours, fitted by robust (Tukey) regression over background pixels. It absorbs exposure, gamma
    and white-balance drift between the two shots.
@@ -25,6 +27,10 @@ No learning. Per frame, against its clean plate:
 
 ``forward(src, bgr)`` takes and returns what :class:`~cleanplate.models.MattingRefine` does, so it
 drops into every pipeline: ``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``, any H and W.
+
+One module of ~580 lines on purpose: it is one algorithm, read top to bottom in the six steps
+above; what is not specific to it (features, fits, plausibility checks, warping) is
+:mod:`cleanplate.plate.geometry`'s.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+
+from ..plate import geometry as geo
 
 __all__ = ["ClassicalMatting", "KeyerParams", "key_frame"]
 
@@ -90,22 +98,9 @@ def _smoothstep_map(x: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | floa
     return t * t * (3.0 - 2.0 * t)
 
 
-def _max_corner_shift(m: np.ndarray, w: int, h: int) -> float:
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
-    moved = corners @ m.T
-    return float(np.abs(moved - corners[:, :2]).max())
-
-
 def _warp(plate: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Plate resampled so that frame pixel x shows plate pixel m @ x (affine, replicated border)."""
-    h, w = plate.shape[:2]
-    return cv2.warpAffine(
-        plate,
-        m.astype(np.float32),
-        (w, h),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    return geo.warp(plate, m, plate.shape[:2], inverse=True)
 
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -115,36 +110,52 @@ IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 # 1. registration
 
 
+N_FEATURES = 1500
+RESIDUAL_SIDE = 512  # a warp is judged against the plain plate on grey copies no larger than this
+
+
 def feature_warp(src: np.ndarray, plate: np.ndarray, long_side: int = 768) -> np.ndarray | None:
     """Affine map from frame to plate coordinates by ORB matches + RANSAC, or None when unsure.
 
     The subject occludes part of the scene; its features find no partner in the plate or are
-    rejected as outliers, so the fit follows the background.
+    rejected as outliers, so the fit follows the background. A fit that is no plausible camera
+    move (:func:`cleanplate.plate.geometry.implausible`), or that lines the background up no
+    better than the plate as it is, is refused: registration never makes an aligned plate worse.
     """
     if min(src.shape[:2]) < 48:  # too small for features to say anything
         return None
     g_src, s = _downscale(_gray8(src), long_side)
     g_plate, _ = _downscale(_gray8(plate), long_side)
-    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=10)
-    try:
-        k1, d1 = orb.detectAndCompute(g_src, None)
-        k2, d2 = orb.detectAndCompute(g_plate, None)
-    except cv2.error:
+    found_src, found_plate = geo.orb(g_src, N_FEATURES), geo.orb(g_plate, N_FEATURES)
+    if min(len(found_src), len(found_plate)) < geo.MIN_INLIERS:
         return None
-    if d1 is None or d2 is None or len(k1) < 20 or len(k2) < 20:
+    pts_src, pts_plate = geo.match(found_src, found_plate)
+    if len(pts_src) < geo.MIN_INLIERS:
         return None
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
-    if len(good) < 20:
+    fit = geo.fit_affine(pts_src, pts_plate, 1.5)
+    if fit is None or not fit.trusted() or geo.implausible(fit.warp, g_src.shape[:2]):
         return None
-    pts_src = np.float32([k1[g.queryIdx].pt for g in good])
-    pts_plate = np.float32([k2[g.trainIdx].pt for g in good])
-    m, inliers = cv2.estimateAffine2D(pts_src, pts_plate, method=cv2.RANSAC, ransacReprojThreshold=1.5)
-    if m is None or inliers is None or int(inliers.sum()) < 15:
-        return None
-    m = m.astype(np.float64)
+    m = fit.warp[:2].copy()
     m[:, 2] /= s
-    return m
+    return m if _improves(src, plate, m) else None
+
+
+def _improves(src: np.ndarray, plate: np.ndarray, m: np.ndarray, background: np.ndarray | None = None) -> bool:
+    """True when the plate warped by ``m`` lines the background (where ``background``) up better than as it is."""
+    g_src, s = _downscale(_gray8(src), RESIDUAL_SIDE)
+    g_plate, _ = _downscale(_gray8(plate), RESIDUAL_SIDE)
+    small = m.copy()
+    small[:, 2] *= s
+    mask = None
+    if background is not None:
+        mask, _ = _downscale(background.astype(np.uint8) * 255, RESIDUAL_SIDE)
+        mask = mask > 127
+        if mask.sum() < 100:
+            mask = None
+    warped = geo.warp(g_plate, small, g_plate.shape[:2], inverse=True)
+    # invariant: the plate's exposure is matched only after registration
+    before = geo.trimmed_residual(g_plate, g_src, mask, invariant=True)
+    return geo.trimmed_residual(warped, g_src, mask, invariant=True) < before
 
 
 def ecc_refine(
@@ -163,12 +174,10 @@ def ecc_refine(
         mask = (mask > 127).astype(np.uint8)
         if mask.mean() < 0.2:
             return None
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-5)
-    try:
-        _, warp = cv2.findTransformECC(g_src, g_plate, warp, cv2.MOTION_AFFINE, criteria, mask, 5)
-    except cv2.error:
+    found = geo.ecc(g_src, g_plate, warp, cv2.MOTION_AFFINE, mask=mask, iterations=40, eps=1e-5, gauss=5)
+    if found is None:
         return None
-    warp = warp.astype(np.float64)
+    warp = found[1].astype(np.float64)
     warp[:, 2] /= s
     return warp
 
@@ -439,9 +448,9 @@ def _register(src: np.ndarray, plate: np.ndarray, background: np.ndarray | None,
     h, w = src.shape[:2]
     start = IDENTITY if m0 is None else m0
     m = ecc_refine(src, plate, start, background)
-    if m is None:
+    if m is None or geo.implausible(m, (h, w)) or not _improves(src, plate, m, background):
         m = m0
-    if m is None or _max_corner_shift(m, w, h) > 0.15 * max(h, w):
+    if m is None or geo.corner_shift(m, (h, w)) > 0.15 * max(h, w):
         return None
     return m
 
@@ -471,7 +480,7 @@ def key_frame(src: np.ndarray, plate: np.ndarray, p: KeyerParams | None = None) 
 
     # pass 1: rough registration and tone match, rough matte
     m0 = feature_warp(src, plate) if p.align else None
-    warped = _warp(plate, m0) if m0 is not None and _max_corner_shift(m0, w, h) > 0.25 else plate
+    warped = _warp(plate, m0) if m0 is not None and geo.corner_shift(m0, (h, w)) > 0.25 else plate
     coeffs = fit_tone_curve(src, warped) if p.match_exposure else None
     matched = apply_tone_curve(warped, coeffs) if coeffs is not None else warped
     alpha0, _ = threshold(matched, None)
@@ -483,7 +492,7 @@ def key_frame(src: np.ndarray, plate: np.ndarray, p: KeyerParams | None = None) 
     bg_mask = bg_mask == 0
     if p.align:
         m = _register(src, plate, bg_mask, m0)
-        if m is not None and _max_corner_shift(m, w, h) > 0.25:
+        if m is not None and geo.corner_shift(m, (h, w)) > 0.25:
             warped = _warp(plate, m)
         elif m is not None:
             warped = plate

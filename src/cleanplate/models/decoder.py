@@ -26,14 +26,26 @@ class Decoder(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     @staticmethod
-    def _up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    def up_cat(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``x`` bilinearly resized to ``skip``'s size, then ``skip`` appended as channels."""
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([x, skip], dim=1)
+
+    def trunk(self, x4: torch.Tensor, x3: torch.Tensor, x2: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        """Everything before the last stage: the features at half the output size (``c[3]`` channels).
+
+        Public because the optimized path (:mod:`cleanplate.models.fast`) runs the trunk as is and
+        replaces only :meth:`head`.
+        """
+        x = self.relu(self.bn1(self.conv1(self.up_cat(x4, x3))))
+        x = self.relu(self.bn2(self.conv2(self.up_cat(x, x2))))
+        return self.relu(self.bn3(self.conv3(self.up_cat(x, x1))))
+
+    def head(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """The last stage: upsample to ``x0``'s size, append ``x0`` (frame and plate), conv4."""
+        return self.conv4(self.up_cat(x, x0))
 
     def forward(
         self, x4: torch.Tensor, x3: torch.Tensor, x2: torch.Tensor, x1: torch.Tensor, x0: torch.Tensor
     ) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(self._up_cat(x4, x3))))
-        x = self.relu(self.bn2(self.conv2(self._up_cat(x, x2))))
-        x = self.relu(self.bn3(self.conv3(self._up_cat(x, x1))))
-        return self.conv4(self._up_cat(x, x0))
+        return self.head(self.trunk(x4, x3, x2, x1), x0)

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..options import BACKBONES
 from .aspp import ASPP
 from .decoder import Decoder
 from .mobilenet import MobileNetV2Encoder
 from .refiner import Refiner
 from .resnet import ResNetEncoder
 
-BACKBONES = ("resnet50", "resnet101", "mobilenetv2")
 BASE_CHANNELS = 1 + 3 + 1 + 32  # alpha, foreground residual, error, hidden
 
 

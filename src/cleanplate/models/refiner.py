@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-REFINE_MODES = ("full", "sampling", "thresholding")
-CROP_METHODS = ("unfold", "roi_align", "gather")
-REPLACE_METHODS = ("scatter_nd", "scatter_element")
+from ..options import CROP_METHODS, KERNEL_SIZES, REFINE_MODES, REPLACE_METHODS
+
 HIDDEN_CHANNELS = 32
 
 
@@ -67,7 +66,7 @@ class Refiner(nn.Module):
     ) -> None:
         super().__init__()
         _check_choice("refine_mode", mode, REFINE_MODES)
-        _check_choice("refine_kernel_size", kernel_size, (1, 3))
+        _check_choice("refine_kernel_size", kernel_size, KERNEL_SIZES)
         _check_choice("refine_patch_crop_method", patch_crop_method, CROP_METHODS)
         _check_choice("refine_patch_replace_method", patch_replace_method, REPLACE_METHODS)
         if int(sample_pixels) < 16:

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..compose import cover_resize, is_color, parse_color
 from ..errors import InputError
-from ..io.video import VideoReader
-from .plates import is_image_path
+from ..io.image import is_image_path
+from ..io.video_reader import VideoReader
 
 BLUR = "blur"
 

@@ -1,5 +1,9 @@
 """Matte a whole video: decode thread → batched inference (main thread) → one encode thread per output.
 
+:func:`prepare_video` checks everything that can fail before any work (input, range, outputs,
+plate) and returns a :class:`VideoJob`; :meth:`VideoJob.run` processes it with a model. Each batch
+goes through the per-frame step shared with ``live`` (:class:`~cleanplate.pipeline.frame.FrameStep`).
+
 Why this shape: decoding, the network and encoding each take real time; with bounded queues
 between them they overlap, so the slowest stage (the network) sets the pace and memory does not
 grow with the video's length. Inference stays on the main thread so Ctrl-C lands there: decoding
@@ -14,6 +18,7 @@ waiting for the encoder. On CPU the same code runs without events.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import queue
 import sys
@@ -29,13 +34,14 @@ import torch
 
 from ..errors import InputError, OutputError
 from ..io.formats import OutputSpec
-from ..io.video import AudioSource, FrameWriter, VideoInfo, VideoReader, check_writable, open_writer, probe
-from .align import AlignStats, PlateAligner
+from ..io.video_reader import VideoInfo, VideoReader, probe
+from ..io.video_writer import AudioSource, FrameWriter, check_writable, open_writer
+from ..plate.fit import match_plate
+from ..plate.load import load_plate
+from ..plate.track import AlignStats
 from .background import Background
-from .color import ColorMatcher
-from .plates import load_plate
-from .render import render, to_device
-from .smooth import MatteSmoother
+from .frame import FrameOptions, FrameStep, Mattes
+from .render import to_device
 from .workers import END, Worker, deferred_sigint, discard, drain, put, put_checked
 
 
@@ -45,7 +51,7 @@ class VideoOptions:
 
     start: float | None = None  # seconds from the first frame
     end: float | None = None  # exclusive
-    batch_size: int = 1
+    batch_size: int | None = 1  # None: 4 on CUDA, 1 on CPU
     background: str | Path | None = None  # for comp outputs: colour, image, video or 'blur'
     background_loop: bool = True  # a shorter background video loops (else holds its last frame)
     align: bool = False  # per-frame plate alignment (handheld / drifting camera)
@@ -56,6 +62,11 @@ class VideoOptions:
     progress: bool = True
     queue_batches: int = 3  # bounded queues: at most this many batches wait between two stages
     on_batch: Callable[[int], None] | None = None  # called with the frame count after each batch
+
+    @property
+    def frame(self) -> FrameOptions:
+        """The per-frame step's options."""
+        return FrameOptions(align=self.align, match_color=self.match_color, smooth=self.smooth)
 
 
 @dataclass
@@ -125,6 +136,54 @@ def check_range(info: VideoInfo, start: float | None, end: float | None) -> None
         raise InputError(f"--start {start:g}s is past the end of {info.path} ({info.duration:.2f}s long)")
 
 
+@dataclass
+class VideoJob:
+    """A video checked and ready to matte (:func:`prepare_video`); :meth:`run` it with a model."""
+
+    source: Path
+    info: VideoInfo
+    outputs: list[OutputSpec]
+    plate: np.ndarray  # uint8 H×W×3 RGB, loaded once
+    options: VideoOptions
+    background: Background | None = None  # for comp outputs
+
+    def run(self, matter: Any) -> VideoResult:
+        """Matte the video with ``matter`` (a :class:`cleanplate.Matter`: ``matte_tensor`` and ``device``).
+
+        Raises :class:`VideoInterrupted` on Ctrl-C (outputs kept as partial files); on any other
+        failure the exception gets a ``partial`` attribute (the :class:`VideoResult` of what was kept).
+        """
+        return _Run(matter, self).run()
+
+
+def prepare_video(
+    source: str | Path,
+    outputs: Sequence[OutputSpec],
+    plate: str | Path | np.ndarray | None = None,
+    *,
+    plate_frames: tuple[int, int | None] | None = None,
+    options: VideoOptions | None = None,
+) -> VideoJob:
+    """Check everything that can fail before any work and load the plate (image, clip, array or
+    the input's ``plate_frames``); the model is not needed yet."""
+    options = options or VideoOptions()
+    source = Path(source)
+    if options.batch_size is not None and options.batch_size < 1:
+        raise InputError(f"batch size must be at least 1; got {options.batch_size}")
+    options.frame.check()
+    info = probe(source)
+    check_range(info, options.start, options.end)
+    check_outputs(outputs, source, options.force)
+    image = load_plate(plate, source=source, frame_range=plate_frames)
+    size = (info.height, info.width)
+    if not options.align:
+        match_plate(image, size)  # another aspect fails here, before the model loads
+    background = None
+    if any(spec.kind == "comp" for spec in outputs):
+        background = Background(options.background, size, loop=options.background_loop)
+    return VideoJob(source, info, list(outputs), image, options, background)
+
+
 def process_video(
     matter: Any,
     source: str | Path,
@@ -136,56 +195,33 @@ def process_video(
 ) -> VideoResult:
     """Matte ``source`` against ``plate`` (image, clip, array) or the input's ``plate_frames``.
 
-    ``matter``: a :class:`cleanplate.Matter` (anything with ``matte_tensor`` and ``device``).
-    Raises :class:`VideoInterrupted` on Ctrl-C (outputs kept as partial files); on any other
-    failure the exception gets a ``partial`` attribute (the :class:`VideoResult` of what was kept).
+    ``prepare_video(...).run(matter)``: see :func:`prepare_video` and :meth:`VideoJob.run`.
     """
-    options = options or VideoOptions()
-    source = Path(source)
-    if options.batch_size < 1:
-        raise InputError(f"batch size must be at least 1; got {options.batch_size}")
-    if not 0.0 <= options.smooth < 1.0:
-        raise InputError(f"--smooth must be in [0, 1); got {options.smooth}")
-    info = probe(source)
-    check_range(info, options.start, options.end)
-    check_outputs(outputs, source, options.force)
-    job = _Job(matter, info, list(outputs), options)
-    job.prepare(load_plate(plate, source=source, frame_range=plate_frames))
-    return job.run()
+    return prepare_video(source, outputs, plate, plate_frames=plate_frames, options=options).run(matter)
 
 
-class _Job:
-    def __init__(self, matter: Any, info: VideoInfo, outputs: list[OutputSpec], options: VideoOptions) -> None:
-        self.matter, self.info, self.outputs, self.options = matter, info, outputs, options
-        self.size = (info.height, info.width)
+class _Run:
+    """One run of a :class:`VideoJob`: the threads, the queues and the outputs."""
+
+    def __init__(self, matter: Any, job: VideoJob) -> None:
+        self.matter, self.info, self.outputs = matter, job.info, job.outputs
+        self.size = (job.info.height, job.info.width)
         self.device = torch.device(getattr(matter, "device", "cpu"))
         self.cuda = self.device.type == "cuda"
-        self.kinds = sorted({spec.kind for spec in outputs})
+        batch = job.options.batch_size or (4 if self.cuda else 1)
+        self.options = dataclasses.replace(job.options, batch_size=batch)
+        self.kinds = sorted({spec.kind for spec in self.outputs})
         self.first_pts: int | None = None
         self.first_time = 0.0
-        self.time_base = info.time_base
+        self.time_base = self.info.time_base
         self.inferred = 0
-        self.prev_alpha: torch.Tensor | None = None
-        self.prev_alpha_np: np.ndarray | None = None
         self.sinks: list[_Sink] = []
         self.notes: list[str] = []
-
-    # setup --------------------------------------------------------------------------------------
-    def prepare(self, plate: np.ndarray) -> None:
-        from ..plate import match_plate
-
-        opts = self.options
-        self.aligner = PlateAligner(plate, self.size) if opts.align else None
-        if self.aligner is None:
-            self.plate_t = self._to_device(torch.from_numpy(np.array(match_plate(plate, self.size))[None]))
-        self.color = ColorMatcher() if opts.match_color else None
-        self.smoother = MatteSmoother(opts.smooth) if opts.smooth > 0 else None
-        self.background = None
+        self.step = FrameStep(matter, job.plate, self.size, self.options.frame)
+        self.background = job.background
         self.background_t = None
-        if "comp" in self.kinds:
-            self.background = Background(opts.background, self.size, loop=opts.background_loop)
-            if self.background.still is not None:
-                self.background_t = self._to_device(torch.from_numpy(np.array(self.background.still)[None]))
+        if self.background is not None and self.background.still is not None:
+            self.background_t = self._to_device(torch.from_numpy(np.array(self.background.still)[None]))
 
     def _to_device(self, images: torch.Tensor) -> torch.Tensor:
         return to_device(images, self.device)
@@ -241,36 +277,24 @@ class _Job:
         """Matte one batch; returns uint8 (B, H, W, C) CPU tensors per output kind and a CUDA event."""
         with torch.inference_mode():
             src = batch.src if batch.src is not None else self._to_device(batch.images)
-            if self.aligner is not None:
-                plates = [self.aligner.warp(img, self.prev_alpha_np) for img in batch.images.numpy()]
-                bgr = self._to_device(self._stack(plates))
-            else:
-                bgr = self.plate_t.expand(len(batch), -1, -1, -1)
-            if self.color is not None:
-                bgr = self.color(src, bgr, self.prev_alpha)
-            alpha, fgr = self.matter.matte_tensor(src, bgr)[:2]
-            alpha, fgr = alpha.float(), fgr.float()
-            if self.smoother is not None:
-                alpha = self.smoother(alpha, src)
-            self.prev_alpha = alpha[-1:]
-            if self.aligner is not None:
-                self.prev_alpha_np = alpha[-1, 0].cpu().numpy()
-            results = {kind: self._render(kind, alpha, fgr, batch) for kind in self.kinds}
+            images = batch.images.numpy() if self.step.aligner is not None else None
+            mattes = self.step.matte(src, images)
+            results = {kind: self._render(kind, mattes, batch) for kind in self.kinds}
             event = None
             if self.cuda:
                 event = torch.cuda.Event()
                 event.record()
             return results, event
 
-    def _render(self, kind: str, alpha: torch.Tensor, fgr: torch.Tensor, batch: _Batch) -> Any:
+    def _render(self, kind: str, mattes: Mattes, batch: _Batch) -> Any:
         """On CUDA: uint8 results rendered on the GPU, copied back asynchronously. On CPU: a callable
         the encode thread runs, so compositing overlaps the next batch's inference."""
         bg = None
         if kind == "comp":
             bg = self.background_t if self.background_t is not None else self._to_device(batch.backgrounds)
         if self.cuda:
-            return render(kind, alpha, fgr, bg).to("cpu", non_blocking=True)
-        return functools.partial(render, kind, alpha, fgr, bg)
+            return self.step.render(kind, mattes, bg).to("cpu", non_blocking=True)
+        return functools.partial(self.step.render, kind, mattes, bg)
 
     @staticmethod
     def _encode(writer: FrameWriter, q: queue.Queue) -> None:
@@ -398,7 +422,7 @@ class _Job:
             if note:
                 self.notes.append(f"{sink.writer.spec.path}: {note}")
         frames = min((sink.writer.frames for sink in self.sinks), default=0)
-        align = self.aligner.stats if self.aligner is not None else None
+        align = self.step.align_stats
         return VideoResult(
             frames=frames,
             outputs=paths,

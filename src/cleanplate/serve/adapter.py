@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .. import __version__ as VERSION
+from .._version import __version__ as VERSION
 from ..errors import CleanplateError, InputError
 
 __all__ = [
@@ -43,7 +43,7 @@ VIDEO_FORMATS = {"webm": ".webm", "mov": ".mov", "mp4": ".mp4"}
 
 def load_model(model: str | None, *, device: str = "auto", **refine: Any) -> Any:
     """``cleanplate.load``: a Matter (``.matte``, ``.matte_tensor``, ``.device``, ``.info``)."""
-    from .. import load
+    from ..api import load
 
     return load(model, device=device, **refine)
 
@@ -90,7 +90,7 @@ class VideoProbe:
 
 def probe_video(path: Path) -> VideoProbe:
     """Probe a clip without decoding it all; InputError for anything PyAV cannot read."""
-    from ..io.video import probe
+    from ..io.video_reader import probe
 
     info = probe(path, decode_first=False)  # header only: nothing is decoded before the limits are checked
     return VideoProbe(
@@ -154,13 +154,13 @@ def run_video(
 
 def parse_plate_frames(text: str) -> tuple[int, int | None]:
     """``'A:B'`` → frame range of the input used as the plate (InputError when malformed)."""
-    from ..pipeline.plates import parse_frame_range
+    from ..plate.load import parse_frame_range
 
     return parse_frame_range(text)
 
 
 def plate_fits(plate_size: tuple[int, int], frame_size: tuple[int, int]) -> bool:
     """Whether a plate of (w, h) can be used for frames of (w, h) without alignment (same aspect)."""
-    from ..plate import aspect_matches
+    from ..plate.fit import aspect_matches
 
     return aspect_matches(plate_size[::-1], frame_size[::-1])

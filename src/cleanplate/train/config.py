@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import tomllib
-
 from ..errors import InputError
+
+STAGE_KINDS = ("base", "refine", "guided")
 
 
 @dataclass
 class StageConfig:
-    """One stage: ``base`` trains MattingBase; ``refine`` trains MattingRefine end to end."""
+    """One stage: ``base`` trains MattingBase; ``refine`` trains MattingRefine end to end;
+    ``guided`` trains the plate-guided GuidedMatting (the default model) end to end."""
 
     kind: str = "base"
     steps: int = 3000
@@ -68,8 +70,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     stages = [_build(StageConfig, dict(s), f"{path} [[stages]]") for s in data.pop("stages", [{}])]
     for s in stages:
         s.size = tuple(s.size)
-        if s.kind not in ("base", "refine"):
-            raise InputError(f"{path}: stage kind must be 'base' or 'refine', got {s.kind!r}")
+        if s.kind not in STAGE_KINDS:
+            raise InputError(f"{path}: stage kind must be one of {', '.join(STAGE_KINDS)}, got {s.kind!r}")
     cfg = _build(TrainConfig, data, str(path))
     cfg.stages = stages
     # Relative data paths are relative to the config file's folder.

@@ -41,6 +41,7 @@ class Mix:
     photo_texture: float = 0.0  # share of procedural subjects textured with photo crops
     large: float = 0.0  # share of subjects placed large (up to 1.5x the frame height)
     structure: float = 0.0  # share of procedural subjects with leaves, fur, lattices or photo outlines
+    plate_texture: float = 0.0  # share of procedural subjects textured with crops of this sample's own plate
 
 
 def load_training_pool(
@@ -88,10 +89,12 @@ def make_sample(
         if kind == 0 and subjects:
             subject = subjects[rng.integers(len(subjects))]
         else:
+            # Textures cut from the very background behind the subject: only the plate tells them apart.
+            own = mix.plate_texture and rng.random() < mix.plate_texture
             subject = procedural_subject(
                 rng,
                 size=int(max(h, w) * rng.uniform(0.5, 1.0)),
-                photos=backgrounds,
+                photos=[bg] if own else backgrounds,
                 photo_p=mix.photo_texture,
                 structure_p=mix.structure,
             )

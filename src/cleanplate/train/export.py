@@ -12,10 +12,9 @@ from ..errors import CheckpointError
 def initial_weights(init: str) -> dict[str, torch.Tensor]:
     """State dict to start from: 'default' (shipped model) or any checkpoint path."""
     from ..models.checkpoint import load_checkpoint
-    from ..models.registry import DEFAULT_WEIGHTS
+    from ..models.registry import checkpoint_path
 
-    path = DEFAULT_WEIGHTS if init == "default" else Path(init)
-    model, _ = load_checkpoint(path)
+    model, _ = load_checkpoint(checkpoint_path(init))
     return model.state_dict()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..models import MattingBase, MattingRefine
+from ..models.guided import GuidedMatting
 from .config import StageConfig, TrainConfig
 from .dataset import Mix, SyntheticMatting, load_training_pool
 from .losses import base_loss, refine_loss
@@ -26,6 +26,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
+    if stage.kind == "guided":
+        return GuidedMatting(backbone_scale=stage.backbone_scale)
     if stage.kind == "base":
         return MattingBase(cfg.backbone)
     return MattingRefine(
@@ -126,7 +128,7 @@ class Trainer:
             persistent_workers=cfg.workers > 0,
             prefetch_factor=4 if cfg.workers > 0 else None,
         )
-        loss_fn = base_loss if stage.kind == "base" else refine_loss
+        loss_fn = base_loss if stage.kind == "base" else refine_loss  # guided: same 6 outputs as refine
         amp = self._autocast()
         last_save, t0, first_step = time.monotonic(), time.monotonic(), step
         for batch in loader:
@@ -183,9 +185,3 @@ class Trainer:
     def _write_log(self, row: dict) -> None:
         with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-
-
-def main(argv: list[str] | None = None) -> None:
-    from ..cli.app import main as cli_main
-
-    cli_main(["train", *(argv if argv is not None else sys.argv[1:])])

@@ -1,0 +1,257 @@
+"""The plate-guided matting model: a keyed estimate, a learned correction, full-resolution edges.
+
+:class:`GuidedMatting` (the built-in ``default``) works in three steps:
+
+1. At a working resolution (``backbone_scale`` of the frame, as for BGMv2) the plate features of
+   :mod:`.features` give a keyed alpha, a tone-matched plate and the distance between them.
+2. A small U-Net reads frame, plate and those features and predicts **corrections**: to the
+   keyed alpha, to the foreground colour solved from the compositing equation, to how far to trust
+   that equation at edges, and an error map. Its output layer starts at zero, so the untrained
+   model *is* the keyer, and training only has to learn what keying gets wrong (holes where
+   subject and plate colours coincide, shadows, misaligned plates, soft edges).
+3. At full resolution, alpha is upsampled with a fast guided filter (frame as guide: edges follow
+   the frame, not the working grid), then re-estimated near edges from the compositing equation
+   ``I = aF + (1 - a)B`` with B the full-resolution matched plate and F the predicted subject
+   colour; the foreground is solved from the same equation, so the old background does not
+   survive as a halo in hair and edges.
+
+``forward(src, bgr)`` returns what :class:`~cleanplate.models.MattingRefine` does:
+``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``; ``ref_sm`` marks where the edge equation was used.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import features as feat
+
+FG_PRIOR = 0.02  # pull of the solved foreground towards the predicted colour where alpha is small
+GF_EPS = 1e-3
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _block(cin: int, cout: int, stride: int = 1, depth: int = 2) -> nn.Sequential:
+    layers = _conv(cin, cout, stride)
+    for _ in range(depth - 1):
+        layers += _conv(cout, cout)
+    return nn.Sequential(*layers)
+
+
+class CorrectionNet(nn.Module):
+    """U-Net over the plate features: 4 downsamplings, skip connections, zero-initialised head.
+
+    The full working resolution gets one thin convolution on each side (it carries the pixel-level
+    detail; most of the compute budget at 1080p would go there otherwise), deeper levels two.
+    """
+
+    OUT = 6  # d_alpha, d_fgr (3), d_trust, err
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
+        super().__init__()
+        self.enc = nn.ModuleList()
+        cin = feat.IN_CHANNELS
+        for i, w in enumerate(widths):
+            self.enc.append(_block(cin, w, 1 if i == 0 else 2, depth=1 if i == 0 else 2))
+            cin = w
+        self.dec = nn.ModuleList()
+        for i, w_skip in enumerate(reversed(widths[:-1])):
+            self.dec.append(_block(cin + w_skip, w_skip, depth=1 if i == len(widths) - 2 else 2))
+            cin = w_skip
+        self.head = nn.Conv2d(cin, self.OUT, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for block in self.dec:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+def _box(x: torch.Tensor, r: int) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def guided_upsample(
+    p_lr: torch.Tensor, g_lr: torch.Tensor, g_hr: torch.Tensor, r: int = 1, eps: float = GF_EPS
+) -> torch.Tensor:
+    """Fast guided filter (He & Sun 2015): a local linear model p = A g + b fitted on the working
+    grid, its coefficients upsampled bilinearly and applied to the full-resolution guide."""
+    mean_g, mean_p = _box(g_lr, r), _box(p_lr, r)
+    cov = _box(g_lr * p_lr, r) - mean_g * mean_p
+    var = _box(g_lr * g_lr, r) - mean_g * mean_g
+    a = cov / (var + eps)
+    b = mean_p - a * mean_g
+    size = g_hr.shape[-2:]
+    a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+    return a * g_hr + b
+
+
+def solve_foreground(src: torch.Tensor, bgr: torch.Tensor, alpha: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """F from ``I = aF + (1-a)B``, pulled towards ``prior`` where alpha is small (MAP, Gaussian prior)."""
+    return ((alpha * (src - (1 - alpha) * bgr) + FG_PRIOR * prior) / (alpha * alpha + FG_PRIOR)).clamp(0, 1)
+
+
+def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha from the compositing equation and a heuristic trust in it (0..1, per pixel).
+
+    Trusted where subject and plate colours differ (|F - B|) and the pixel lies on the line
+    between them (small residual): texture the predicted colour does not explain keeps the
+    upsampled alpha.
+    """
+    fb = fgr - bgr
+    ib = src - bgr
+    norm2 = fb.square().sum(1, keepdim=True)
+    a = ((ib * fb).sum(1, keepdim=True) / (norm2 + 1e-4)).clamp(0, 1)
+    residual = ((ib - a * fb).square().sum(1, keepdim=True) + 1e-8).sqrt()
+    trust = feat.smoothstep((norm2 + 1e-8).sqrt(), 0.04, 0.12) * (1 - feat.smoothstep(residual, 0.04, 0.08))
+    return a, trust
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).contiguous()
+
+
+class GuidedMatting(nn.Module):
+    """Plate-guided matting network; see the module docstring.
+
+    Any input size works (the U-Net resamples to its skip connections' sizes); sizes that are a
+    multiple of :attr:`pad_multiple` put each working cell on an exact block of pixels.
+    """
+
+    def __init__(self, backbone_scale: float = 0.5, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
+        super().__init__()
+        self.backbone_scale = backbone_scale
+        self.widths = tuple(widths)
+        self.net = CorrectionNet(self.widths)
+
+    def extra_repr(self) -> str:
+        return f"backbone_scale={self.backbone_scale}"
+
+    def _factor(self) -> int:
+        return max(1, round(1.0 / float(self.backbone_scale)))
+
+    @property
+    def pad_multiple(self) -> int:
+        """Frame sizes should be multiples of this (``Matter`` pads to it): one working cell per k×k block."""
+        return self._factor()
+
+    def forward(self, src: torch.Tensor, bgr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._forward(src.float(), bgr.float(), self._factor())
+
+    def _forward(self, src: torch.Tensor, bgr: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+        src_lr = F.avg_pool2d(src, k) if k > 1 else src
+        bgr_lr = F.avg_pool2d(bgr, k) if k > 1 else bgr
+        f = feat.plate_features(src_lr, bgr_lr)
+        out = self.net(f["stack"]).float()
+        d_alpha, d_fgr, d_trust, err = out[:, 0:1], out[:, 1:4], out[:, 4:5], out[:, 5:6]
+
+        # working resolution: corrected alpha, foreground solved from the equation then corrected
+        pha_sm = (f["keyed"] + d_alpha).clamp(0, 1)
+        fgr_sm = (solve_foreground(src_lr, f["matched"], pha_sm, src_lr) + d_fgr).clamp(0, 1)
+        err_sm = err.abs().clamp(0, 1)
+
+        # full resolution: guided upsampling, then the compositing equation near edges
+        alpha_up = guided_upsample(pha_sm, _grey(src_lr), _grey(src)).clamp(0, 1)
+        band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
+        maps = torch.cat([fgr_sm, band_sm, d_trust], dim=1)  # what the edge step reads, upsampled
+        h, w = src.shape[-2:]
+        patched = (
+            k > 1
+            and not torch.is_grad_enabled()
+            and not torch.jit.is_tracing()
+            and h % k == 0
+            and w % k == 0
+            and h // k == pha_sm.shape[-2]
+            and w // k == pha_sm.shape[-1]
+        )
+        edges = _edges_in_cells if patched else _edges_dense
+        pha, fgr = edges(src, bgr, f["beta"], alpha_up, maps, k)
+        ref_sm = (band_sm > 0.5).to(pha.dtype)
+        return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+
+
+def _edge_step(
+    src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor, alpha_up: torch.Tensor, maps_up: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alpha and foreground at full resolution from the upsampled working maps (any region of the frame).
+
+    ``maps_up`` holds the predicted foreground colour (3), the edge band (1) and the learned trust
+    correction (1). Outside the band the upsampled alpha stands and the foreground is the frame
+    itself (interior: exact colours; background: never shown); inside, both follow the equation.
+    """
+    fgr_up, band, d_trust = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5]
+    matched = feat.apply_tone(bgr, beta)
+    a_eq, trust = edge_equation(src, matched, fgr_up)
+    trust = (trust + d_trust).clamp(0, 1) * band
+    pha = (trust * a_eq + (1 - trust) * alpha_up).clamp(0, 1)
+    fgr = src + band * (solve_foreground(src, matched, pha, fgr_up) - src)
+    return pha, fgr
+
+
+def _edges_dense(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The edge step over the whole frame (training, export, odd sizes)."""
+    if k > 1:
+        maps = F.interpolate(maps, size=src.shape[-2:], mode="bilinear", align_corners=False)
+    return _edge_step(src, bgr, beta, alpha_up, maps)
+
+
+def _blocks(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, C, h·k, w·k) → a (B, h, w, C, k, k) view: one k×k block of pixels per working cell."""
+    b, c, hh, ww = x.shape
+    return x.view(b, c, hh // k, k, ww // k, k).permute(0, 2, 4, 1, 3, 5)
+
+
+def _centre_weights(k: int, like: torch.Tensor) -> torch.Tensor:
+    """(k, 3) weights: bilinear upsampling by ``k`` (align_corners=False) of the middle of 3 samples."""
+    w = torch.zeros(k, 3, dtype=like.dtype, device=like.device)
+    for j in range(k):
+        c = 0.5 + (j + 0.5) / k  # position of output pixel j among the 3 samples
+        i = int(c)
+        w[j, i] += 1 - (c - i)
+        if c - i > 0:
+            w[j, i + 1] += c - i
+    return w
+
+
+def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same result as :func:`_edges_dense`, computed only in the cells the band reaches.
+
+    A full-resolution pixel's bilinearly upsampled band reads the 3×3 working cells around its own,
+    so cells with no band in that neighbourhood have band 0 exactly: alpha is the upsampled alpha and
+    the foreground the frame. Only the other cells (typically a few percent of a frame) are gathered,
+    their 3×3 neighbourhoods of working maps upsampled locally (bilinear with an integer factor and
+    replicated borders gives the whole-frame values), the edge step run, and the blocks put back.
+    """
+    band_sm = maps[:, 3:4]
+    cells = (F.max_pool2d(band_sm, 3, 1, 1) > 0)[:, 0].nonzero()
+    pha, fgr = alpha_up.clone(), src.clone()
+    if cells.shape[0] == 0:
+        return pha, fgr
+    if cells.shape[0] > 0.5 * band_sm.numel():  # most of the frame: the dense path is cheaper
+        return _edges_dense(src, bgr, beta, alpha_up, maps, k)
+    bi, yi, xi = cells[:, 0], cells[:, 1], cells[:, 2]
+    padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")
+    offs = torch.arange(3, device=maps.device)
+    rows = (yi[:, None] + offs)[:, :, None]
+    cols = (xi[:, None] + offs)[:, None, :]
+    nbhd = padded.permute(0, 2, 3, 1)[bi[:, None, None], rows, cols].permute(0, 3, 1, 2)  # (N, C, 3, 3)
+    wk = _centre_weights(k, maps)
+    up = torch.einsum("yi,ncij,xj->ncyx", wk, nbhd, wk)  # bilinear ×k of the centre cell
+    take = lambda x: _blocks(x, k)[bi, yi, xi]  # noqa: E731  (N, C, k, k)
+    pha_c, fgr_c = _edge_step(take(src), take(bgr), beta[bi], take(alpha_up), up)
+    _blocks(pha, k)[bi, yi, xi] = pha_c
+    _blocks(fgr, k)[bi, yi, xi] = fgr_c
+    return pha, fgr

@@ -1,0 +1,125 @@
+"""The plate-guided model: its feature path, the untrained model as a keyer, shapes, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cleanplate.models.checkpoint import inspect_checkpoint, load_checkpoint, save_checkpoint
+from cleanplate.models.guided import GuidedMatting
+from cleanplate.models.guided import features as feat
+
+
+def _scene(h: int = 96, w: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A textured plate, a flat-coloured disk in front of it, and the true alpha."""
+    g = torch.Generator().manual_seed(seed)
+    plate = torch.nn.functional.interpolate(torch.rand(1, 3, h // 8, w // 8, generator=g), (h, w), mode="bilinear")
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    alpha = (((yy - h / 2) ** 2 + (xx - w / 2) ** 2) < (h / 4) ** 2).float()[None, None]
+    colour = torch.tensor([0.9, 0.1, 0.6]).view(1, 3, 1, 1)
+    src = alpha * colour + (1 - alpha) * plate
+    return src, plate, alpha
+
+
+def test_tone_fit_recovers_exposure_drift_despite_the_subject() -> None:
+    src, plate, alpha = _scene()
+    drifted = (plate * torch.tensor([1.15, 0.95, 1.05]).view(1, 3, 1, 1) + 0.02).clamp(0, 1)
+    frame = alpha * src + (1 - alpha) * drifted
+    beta, weights = feat.fit_tone(frame, plate)
+    matched = feat.apply_tone(plate, beta)
+    bg = alpha[0, 0] < 0.5
+    assert (matched - drifted).abs()[0, :, bg].mean() < 0.01
+    assert (plate - drifted).abs()[0, :, bg].mean() > 0.03
+    assert weights[0, 0][~bg].mean() < 0.2 < weights[0, 0][bg].mean()  # the subject drops out of the fit
+
+
+def test_tone_fit_keeps_the_identity_for_an_unrelated_plate() -> None:
+    src, _, _ = _scene(seed=1)
+    other = 1 - src  # inverted: no monotone curve maps one to the other
+    beta, _ = feat.fit_tone(src, other)
+    assert (feat.apply_tone(other, beta) - other).abs().max() < 0.03  # not bent to fit another scene
+
+
+def test_keyed_alpha_finds_the_subject() -> None:
+    src, plate, alpha = _scene()
+    f = feat.plate_features(src, plate)
+    assert f["stack"].shape[1] == feat.IN_CHANNELS
+    assert (f["keyed"] - alpha).abs().mean() < 0.03
+    assert f["noise"].item() < 0.01
+
+
+def test_untrained_model_is_the_keyer_and_sizes_round_trip() -> None:
+    src, plate, alpha = _scene(90, 130)  # not a multiple of anything
+    model = GuidedMatting(backbone_scale=0.5).eval()
+    with torch.no_grad():
+        pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm = model(src, plate)
+    assert pha.shape == (1, 1, 90, 130) and fgr.shape == (1, 3, 90, 130)
+    assert pha_sm.shape[-2:] == err_sm.shape[-2:] == ref_sm.shape[-2:]
+    assert (pha - alpha).abs().mean() < 0.03
+    inside = alpha[0, 0] > 0.5
+    assert (fgr[0, :, inside].mean(1) - torch.tensor([0.9, 0.1, 0.6])).abs().max() < 0.05
+    assert float(err_sm.abs().max()) == 0.0  # zero-initialised head
+
+
+def test_batch_equals_single_frames() -> None:
+    a, pa, _ = _scene(seed=2)
+    b, pb, _ = _scene(seed=3)
+    model = GuidedMatting().eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.net.head.weight, std=0.01)  # a non-trivial correction
+        both = model(torch.cat([a, b]), torch.cat([pa, pb]))[0]
+        one = model(b, pb)[0]
+    assert torch.allclose(both[1:], one, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_backbone_scale_sets_the_working_grid(scale: float) -> None:
+    src, plate, _ = _scene(128, 192)
+    model = GuidedMatting(backbone_scale=scale).eval()
+    with torch.no_grad():
+        pha_sm = model(src, plate)[2]
+    assert pha_sm.shape[-1] == pytest.approx(192 * scale, abs=16)
+
+
+def test_gradients_reach_every_parameter() -> None:
+    src, plate, alpha = _scene()
+    model = GuidedMatting().train()
+    pha, fgr, pha_sm, *_ = model(src, plate)
+    ((pha - alpha).abs().mean() + (pha_sm - 0.5).abs().mean()).backward()
+    assert model.net.head.weight.grad is not None and model.net.head.weight.grad.abs().sum() > 0
+
+
+def test_checkpoint_round_trip_keeps_architecture_and_config(tmp_path) -> None:
+    model = GuidedMatting(widths=(8, 16, 16, 24, 32)).eval()
+    torch.nn.init.normal_(model.net.head.weight, std=0.01)
+    path = save_checkpoint(model, tmp_path / "g.pt", half=False, meta={"note": "test"})
+    info = inspect_checkpoint(path)
+    assert info["architecture"] == "GuidedMatting" and info["backbone"] is None and info["meta"]["note"] == "test"
+    loaded, _ = load_checkpoint(path, backbone_scale=0.25)
+    assert loaded.widths == (8, 16, 16, 24, 32) and loaded.backbone_scale == 0.25
+    src, plate, _ = _scene()
+    with torch.no_grad():
+        model.backbone_scale = 0.25
+        assert torch.allclose(model(src, plate)[0], loaded(src, plate)[0])
+
+
+def test_bgmv2_options_are_one_line_errors_for_the_guided_model(tmp_path) -> None:
+    from cleanplate.errors import InputError
+
+    path = save_checkpoint(GuidedMatting(), tmp_path / "g.pt")
+    with pytest.raises(InputError, match="refine_mode do not apply"):
+        load_checkpoint(path, refine_mode="full")
+    with pytest.raises(InputError, match="no BGMv2 backbone"):
+        load_checkpoint(path, backbone="resnet50")
+
+
+def test_matter_api_runs_the_guided_model(tmp_path) -> None:
+    import cleanplate
+
+    path = save_checkpoint(GuidedMatting(), tmp_path / "g.pt")
+    src, plate, alpha = _scene(100, 140)
+    to_img = lambda t: (t[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    matte = cleanplate.load(path).matte(to_img(src), to_img(plate))
+    assert matte.alpha.shape == (100, 140)
+    assert np.abs(matte.alpha - alpha[0, 0].numpy()).mean() < 0.04
