@@ -26,6 +26,7 @@ COMMANDS = {
     "bench": "bench",
     "eval": "evaluate",
     "train": "train",
+    "batch": "batch",
 }
 
 EXIT_USER_ERROR = 2
