@@ -81,12 +81,13 @@ class BatchSummary:
 
     def table(self) -> str:
         """The end-of-run table: items by kind and state, then the failures with their reasons."""
-        rows = [("", "done", "failed", "skipped", "pending")]
+        states = ["done", "failed", "skipped"] + (["pending"] if self.count("pending") else [])
+        rows = [("", *states)]
         for media in ("image", "video"):
-            n = [self.count(s, media) for s in ("done", "failed", "skipped", "pending")]
+            n = [self.count(s, media) for s in states]
             if any(n):
                 rows.append((f"{media}s", *map(str, n)))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
             "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
             for r in rows
