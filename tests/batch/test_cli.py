@@ -143,3 +143,10 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     proc = cli(tmp_path / "in", "-o", tmp_path / "out", "--plate", plate, "--dry-run")
     assert proc.returncode == 0 and "2 items (2 images, 0 videos): 0 already done, 2 to run" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_with_a_bad_model_is_one_line_before_ray_starts(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    plate = make_shots(tmp_path / "in", n=1)
+    proc = cli(tmp_path / "in", "-o", tmp_path / "out", "--plate", plate, "--ray", "--model", tmp_path / "nope.pth")
+    assert_one_line_error(proc, "nope.pth")

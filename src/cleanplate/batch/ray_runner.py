@@ -360,11 +360,21 @@ class _quiet_logs:
             lg.setLevel(level)
 
 
+def _check_model(params: dict[str, Any]) -> None:
+    """Load the model once in the driver (on CPU) so a bad --model is one line, not a dying actor pool."""
+    from .adapter import load_matter
+
+    if params.get("precision") == "fp16":
+        return  # needs CUDA, which the driver may not have; the actors report it
+    load_matter({**params, "device": "cpu"})
+
+
 def run_ray(batch: Batch, todo: list[WorkItem], opts: RayOptions) -> bool:
     """Run ``todo`` on Ray; returns False when interrupted (the ledger is then released)."""
     if not todo:
         batch.start_progress(0)
         return True
+    _check_model(batch.config.model_params)
     started = _init_ray(opts)
     driver = RayDriver(batch, opts)
     batch.start_progress(len(todo))
