@@ -150,3 +150,16 @@ def test_ray_with_a_bad_model_is_one_line_before_ray_starts(tmp_path: Path) -> N
     plate = make_shots(tmp_path / "in", n=1)
     proc = cli(tmp_path / "in", "-o", tmp_path / "out", "--plate", plate, "--ray", "--model", tmp_path / "nope.pth")
     assert_one_line_error(proc, "nope.pth")
+
+
+def test_local_path_never_imports_ray(tmp_path: Path) -> None:
+    plate = make_shots(tmp_path / "in", n=1)
+    src, out = str(tmp_path / "in"), str(tmp_path / "o")
+    code = (
+        "import sys; from pathlib import Path; from cleanplate.batch import *; "
+        f"items = load_jobs(Path({src!r}), JobDefaults(outdir=Path({out!r}), plate=Path({str(plate)!r}))); "
+        f"s = run_batch(items, BatchConfig(outdir=Path({out!r}), model_params={{'model': 'classical'}})); "
+        "print(s.ok, 'ray' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.stdout.split() == ["True", "False"], proc.stderr

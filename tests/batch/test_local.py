@@ -187,3 +187,20 @@ def test_video_locally_keeps_frames_and_audio(tmp_path: Path, data_dir: Path) ->
     got = video_summary(out / "take.mov")
     assert len(got["pts"]) == 12 and got["audio_streams"] == 1 and got["audio"]
     assert (out / "take_alpha.mov").exists() and not list(out.glob("*partial*"))
+
+
+def test_per_item_options_reach_the_outputs(tmp_path: Path) -> None:
+    from tests.batch.conftest import make_shots
+
+    plate = make_shots(tmp_path, names=["a.png", "b.png"])
+    (tmp_path / "jobs.jsonl").write_text(
+        f'{{"input": "a.png", "plate": "{plate.name}", "outputs": "comp", "background": "#ff0000"}}\n'
+        f'{{"input": "b.png", "plate": "{plate.name}", "outputs": "comp=blue/b.png", "background": "0,0,255"}}\n'
+    )
+    out = tmp_path / "out"
+    items = load_jobs(tmp_path / "jobs.jsonl", JobDefaults(outdir=out))
+    assert run_batch(items, BatchConfig(outdir=out, model_params=CLASSICAL, progress=False)).ok
+    red = np.asarray(Image.open(out / "a_comp.png"))
+    blue = np.asarray(Image.open(out / "blue" / "b.png"))
+    assert tuple(red[0, 0]) == (255, 0, 0) and tuple(blue[0, 0]) == (0, 0, 255)  # corners are background
+    assert tuple(red[24, 32]) != (255, 0, 0)  # the subject is not
