@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
         import ray
 
+        os.environ.setdefault("RAY_worker_niceness", "0")  # same priority as the local run it is compared with
+
         from cleanplate.batch import RayOptions
 
         ray.init(num_cpus=max(counts), include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -27,6 +27,8 @@ def ray_session(tmp_path_factory):
     marker = tmp_path_factory.mktemp("hook") / "exited"
     old = os.environ.get(EXIT_HOOK)
     os.environ[EXIT_HOOK] = f"{VICTIM}={marker}"
+    # Ray starts its workers at nice 15; on a CI box shared with other jobs they then starve for minutes.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -51,7 +53,7 @@ def _run(folder: Path, out: Path, model: dict, ray_opts: RayOptions | None, plat
 
 def test_images_bit_identical_to_local_and_a_corrupt_item_reported(ray_session, tmp_path: Path) -> None:
     folder = tmp_path / "in"
-    plate = make_shots(folder, n=5)
+    plate = make_shots(folder, n=4)
     (folder / "shot3.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"broken" * 20)
     model = {"model": "default", "device": "cpu"}
     local = _run(folder, tmp_path / "local", model, None, plate, save=("rgba", "alpha", "err"))
@@ -59,10 +61,10 @@ def test_images_bit_identical_to_local_and_a_corrupt_item_reported(ray_session, 
         folder, tmp_path / "ray", model, RayOptions(workers=2, batch_size=2), plate, save=("rgba", "alpha", "err")
     )
     for summary in (local, remote):
-        assert summary.count("done") == 4 and [o.item.id for o in summary.failed] == ["shot3.png"]
+        assert summary.count("done") == 3 and [o.item.id for o in summary.failed] == ["shot3.png"]
     assert remote.failed[0].error == local.failed[0].error
     names = sorted(p.name for p in (tmp_path / "local").glob("*.png"))
-    assert len(names) == 12 and names == sorted(p.name for p in (tmp_path / "ray").glob("*.png"))
+    assert len(names) == 9 and names == sorted(p.name for p in (tmp_path / "ray").glob("*.png"))
     for name in names:
         a = np.asarray(Image.open(tmp_path / "local" / name))
         b = np.asarray(Image.open(tmp_path / "ray" / name))
@@ -101,7 +103,7 @@ def test_video_in_three_segments_matches_local(ray_session, tmp_path: Path, data
     Image.fromarray(plate).save(folder / "take_plate.png")
     (item,) = load_jobs(folder, JobDefaults(outdir=tmp_path / "x"))
     assert [s.frames for s in plan_segments(item, 4).segments] == [4, 4, 4]
-    model = {"model": "default", "device": "cpu"}
+    model = {"model": "classical"}  # the model is not under test here: the cutting and stitching are
     save = ("rgba", "alpha")
     local = _run(folder, tmp_path / "local", model, None, save=save)
     remote = _run(folder, tmp_path / "ray", model, RayOptions(workers=2, segment_frames=4), save=save)

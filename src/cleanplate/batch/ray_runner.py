@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,6 +174,9 @@ def _init_ray(opts: RayOptions) -> bool:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if opts.address in ("local", ""):
         kwargs["num_cpus"] = opts.num_cpus
+        # Ray runs its workers at nice 15; here they are the batch itself, and on a machine shared
+        # with other jobs they would starve. A Ray started for this run gives them normal priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     else:
         kwargs["address"] = opts.address
     try:
