@@ -27,9 +27,9 @@ SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
 def frame_pair(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     import cv2
 
-    from cleanplate.samples import sample_paths
+    from cleanplate.samples import sample_pair
 
-    src_path, plate_path = sample_paths("carpark")
+    src_path, plate_path = sample_pair("carpark")
 
     def read(path) -> torch.Tensor:
         img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

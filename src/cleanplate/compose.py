@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -122,3 +123,16 @@ def background_array(background: object, size: tuple[int, int]) -> np.ndarray:
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float in [0, 1] → uint8 with rounding (values outside are clipped)."""
     return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def resolve_background(spec: str | None) -> Any:
+    """A colour string as is, or the decoded image; one-line error when it is neither."""
+    from pathlib import Path
+
+    from .io.image import read_image
+
+    if spec is None or is_color(spec):
+        return spec or "green"
+    if not Path(spec).exists():
+        raise InputError(f"--background {spec!r} is neither a colour (name, #rrggbb, r,g,b) nor an image file")
+    return read_image(spec)

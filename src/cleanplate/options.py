@@ -9,6 +9,7 @@ builds its click choices from here. Torch-free on purpose, so ``--help`` stays f
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from numbers import Integral, Real
 from typing import Any
@@ -111,3 +112,15 @@ def _number(opts: dict[str, Any], key: str) -> float:
     if not math.isfinite(value):
         raise InputError(f"{key} must be finite; got {value!r}")
     return float(value)
+
+
+def parse_time(text: str) -> float | None:
+    """``'12.5'`` → 12.5, ``'1:02.5'`` → 62.5, ``'1:00:00'`` → 3600.0; None when malformed."""
+    m = re.fullmatch(r"\s*(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*", text)
+    if m is None:
+        return None
+    a, b, s = m.groups()
+    hours, minutes = (int(a), int(b)) if b is not None else (0, int(a) if a is not None else 0)
+    if (a is not None or b is not None) and float(s) >= 60:
+        return None
+    return hours * 3600 + minutes * 60 + float(s)

@@ -97,7 +97,27 @@ def load(
     )
 
 
+def load_from_options(params: dict[str, Any]) -> Matter:
+    """:func:`load` from the command line's matting options (``model``, ``device``, ``backend``,
+    ``precision``, ``backbone_scale``, ``refine_mode``, ``sample_pixels``, ``threshold``), as the CLI,
+    the batch runner and the server parse them."""
+    refine = RefineOptions(
+        backbone_scale=params.get("backbone_scale"),
+        refine_mode=params.get("refine_mode"),
+        refine_sample_pixels=params.get("sample_pixels"),
+        refine_threshold=params.get("threshold"),
+    ).given()
+    return load(
+        params.get("model"),
+        device=params.get("device", "auto"),
+        backend=params.get("backend", "torch"),
+        precision=params.get("precision", "fp32"),
+        **refine,
+    )
+
+
 __all__ = [
+    "load_from_options",
     "BACKENDS",
     "DEFAULT_BACKGROUND",
     "PRECISIONS",

@@ -27,6 +27,7 @@ COMMANDS = {
     "eval": "evaluate",
     "train": "train",
     "serve": "serve",
+    "batch": "batch",
 }
 
 EXIT_USER_ERROR = 2

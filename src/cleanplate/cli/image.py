@@ -16,11 +16,11 @@ from typing import Any
 
 import click
 
+# output kind -> file name suffix before .png
+from ..api.matte import OUTPUT_SUFFIX  # noqa: E402  (re-exported: the names outputs get)
+from ..compose import resolve_background  # noqa: E402,F401  (re-exported)
 from ..errors import InputError, OutputError
 from .options import force_option, load_matter, matting_options
-
-# output kind -> file name suffix before .png
-OUTPUT_SUFFIX = {"rgba": "", "alpha": "_alpha", "fgr": "_fgr", "comp": "_comp", "err": "_err", "ref": "_ref"}
 
 
 def _is_glob(spec: str) -> bool:
@@ -134,18 +134,6 @@ def probe_images(paths: Iterable[Path]) -> None:
             raise InputError(f"{p}: not an image file (or a format Pillow cannot read)") from None
         except OSError as exc:
             raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
-
-
-def resolve_background(spec: str | None) -> Any:
-    """A colour string as is, or the decoded image; one-line error when it is neither."""
-    from ..compose import is_color
-    from ..io.image import read_image
-
-    if spec is None or is_color(spec):
-        return spec or "green"
-    if not Path(spec).exists():
-        raise InputError(f"--background {spec!r} is neither a colour (name, #rrggbb, r,g,b) nor an image file")
-    return read_image(spec)
 
 
 def _chunks(n: int, size: int) -> Iterable[range]:

@@ -152,15 +152,9 @@ def refine_kwargs(
 
 def load_matter(params: dict[str, Any]):  # -> cleanplate.api.Matter (torch imported lazily)
     """``cleanplate.load`` from the parsed :func:`matting_options` (pass the command's kwargs)."""
-    from ..api import load
+    from ..api import load_from_options
 
-    return load(
-        params.get("model"),
-        device=params.get("device", "auto"),
-        backend=params.get("backend", "torch"),
-        precision=params.get("precision", "fp32"),
-        **refine_kwargs(**params),
-    )
+    return load_from_options(params)
 
 
 def smooth_option(func: Callable[..., Any]) -> Callable[..., Any]:

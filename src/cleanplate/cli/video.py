@@ -8,7 +8,6 @@ the final name only ever holds a complete result.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import click
 
 from ..errors import CleanplateError
 from ..io.formats import PRESETS
+from ..options import parse_time
 from .options import force_option, frame_range, load_matter, matting_options, plate_frames_option, smooth_option
 
 EXIT_INTERRUPTED = 130
@@ -44,18 +44,6 @@ class TimeType(click.ParamType):
         if seconds < 0:
             self.fail(f"{value!r} is negative", param, ctx)
         return seconds
-
-
-def parse_time(text: str) -> float | None:
-    """``'12.5'`` → 12.5, ``'1:02.5'`` → 62.5, ``'1:00:00'`` → 3600.0; None when malformed."""
-    m = re.fullmatch(r"\s*(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*", text)
-    if m is None:
-        return None
-    a, b, s = m.groups()
-    hours, minutes = (int(a), int(b)) if b is not None else (0, int(a) if a is not None else 0)
-    if (a is not None or b is not None) and float(s) >= 60:
-        return None
-    return hours * 3600 + minutes * 60 + float(s)
 
 
 def collect_outputs(outputs: tuple[str, ...], save: str | None, format_name: str | None) -> list:
