@@ -124,3 +124,7 @@ def parse_time(text: str) -> float | None:
     if (a is not None or b is not None) and float(s) >= 60:
         return None
     return hours * 3600 + minutes * 60 + float(s)
+
+
+# What each output kind appends to the input's name (`cleanplate image`, `cleanplate batch`)
+OUTPUT_SUFFIX = {"rgba": "", "alpha": "_alpha", "fgr": "_fgr", "comp": "_comp", "err": "_err", "ref": "_ref"}

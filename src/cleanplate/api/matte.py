@@ -13,8 +13,6 @@ from ..compose import background_array, composite, to_uint8
 from ..errors import InputError
 from ..io.image import write_image
 
-# What each output kind appends to the input's name (`cleanplate image`, `cleanplate batch`)
-OUTPUT_SUFFIX = {"rgba": "", "alpha": "_alpha", "fgr": "_fgr", "comp": "_comp", "err": "_err", "ref": "_ref"}
 SAVE_KINDS = ("rgba", "alpha", "fgr", "comp", "err", "ref")
 DEFAULT_BACKGROUND = "green"
 

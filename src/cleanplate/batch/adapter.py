@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..api.matte import OUTPUT_SUFFIX
 from ..errors import CleanplateError, InputError, MissingDependencyError, OutputError
 from ..io.atomic import check_dir_creatable, ensure_dir, temp_path_for
 from ..io.formats import PRESETS, OutputSpec, resolve_output, sequence_regex
 from ..io.image import IMAGE_SUFFIXES as IMAGE_EXTS
-from ..options import parse_time
+from ..options import OUTPUT_SUFFIX, parse_time
 
 __all__ = [
     "IMAGE_EXTS",

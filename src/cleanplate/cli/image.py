@@ -16,10 +16,10 @@ from typing import Any
 
 import click
 
-# output kind -> file name suffix before .png
-from ..api.matte import OUTPUT_SUFFIX  # noqa: E402  (re-exported: the names outputs get)
-from ..compose import resolve_background  # noqa: E402,F401  (re-exported)
 from ..errors import InputError, OutputError
+
+# output kind -> file name suffix before .png
+from ..options import OUTPUT_SUFFIX
 from .options import force_option, load_matter, matting_options
 
 
@@ -208,6 +208,8 @@ def command(
         if not Path(p).is_file():
             raise InputError(f"{p}: no such file")
     probe_images([*srcs, *{*plates}])
+    from ..compose import resolve_background
+
     bg = resolve_background(background) if "comp" in kinds else None
 
     from ..io.atomic import ensure_dir
