@@ -123,3 +123,23 @@ def test_matter_api_runs_the_guided_model(tmp_path) -> None:
     matte = cleanplate.load(path).matte(to_img(src), to_img(plate))
     assert matte.alpha.shape == (100, 140)
     assert np.abs(matte.alpha - alpha[0, 0].numpy()).mean() < 0.04
+
+
+def test_optimized_copy_matches_and_leaves_the_model_alone() -> None:
+    from cleanplate.models.fast import optimize
+
+    src, plate, _ = _scene(96, 128)
+    model = GuidedMatting(backbone_scale=0.25).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.net.head.weight, std=0.02)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics to fold
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+        want = model(src, plate)
+        fast = optimize(model)
+        got = fast(src, plate)
+    assert fast is not model and fast.channels_last and not model.channels_last
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    for g, w in zip(got, want, strict=True):
+        assert (g - w).abs().max() < 1e-4

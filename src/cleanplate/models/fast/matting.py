@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import InputError
+from ..guided import GuidedMatting
 from ..matting import MattingBase, MattingRefine, _check_pair, split_base_output
 from .decoder import FastDecoder
 from .fold import fold_batchnorm
@@ -219,6 +220,8 @@ def optimize(
     faster on CPU, within parity, but each new input size costs a compilation (~25 s on 2 cores)
     and it needs a C++ compiler (falls back with a warning). Meant for long videos.
     """
+    if isinstance(model, GuidedMatting):  # its own folding; bf16/fp16 autocast slows this thin network
+        return model.optimized(channels_last=channels_last) if fuse else model
     if isinstance(model, MattingRefine):
         fast: FastMattingBase = FastMattingRefine(model, channels_last=channels_last, fuse=fuse)
     elif isinstance(model, MattingBase):
