@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..pipeline.background import Background
+from ..pipeline.controls import MatteControls
 from ..pipeline.frame import FrameOptions, FrameStep
 from ..pipeline.render import to_device
 from ..plate.load import temporal_median
@@ -43,11 +44,21 @@ class LiveOptions:
     smooth: float = 0.0
     match_color: bool = False
     align: bool = False  # per-frame plate alignment (a handheld or drifting camera)
+    controls: MatteControls = field(default_factory=MatteControls)  # choke, feather, levels, garbage/holdout
+    keep_shadow: float = 0.0  # multiply the cast shadow into the composite
+    shadow: bool = False  # compute the shadow layer (a shadow recording)
 
     @property
     def frame(self) -> FrameOptions:
         """The per-frame step's options."""
-        return FrameOptions(align=self.align, match_color=self.match_color, smooth=self.smooth)
+        return FrameOptions(
+            align=self.align,
+            match_color=self.match_color,
+            smooth=self.smooth,
+            controls=self.controls,
+            keep_shadow=self.keep_shadow,
+            shadow=self.shadow,
+        )
 
 
 @dataclass
