@@ -11,9 +11,10 @@ What the median cannot give is said, not hidden: a **confidence** map (how many 
 background at a pixel, and how well they agreed) and a **never-seen** mask (pixels no sampled
 frame showed as background, by its matte). Never-seen pixels are filled by inpainting (so the
 keyer still sees the subject there as "different"), and a :class:`NeverSeenWarning` says how much
-of the view that is. The limit of the method: where the subject covers a pixel in more than half
-of the sampled frames, the first median holds the subject there, every frame that does show the
-background then disagrees with it, and the pixel ends up never-seen (flagged, not hidden).
+of the view that is. In practice never-seen pixels are where the subject covered the background
+in most of the frames: there the first median holds the subject, the frames that do show the
+background disagree with it, and no frame is left (flagged, not hidden). A subject that stands
+still throughout becomes part of the plate, the mattes then find nothing, and that is warned too.
 
 With ``align`` (a drifting, handheld camera) every sampled frame is registered to a reference
 frame (the middle one) with the shared geometry (:mod:`cleanplate.plate.geometry`: robust ECC
@@ -44,6 +45,7 @@ MIN_FRAMES = 3
 ROWS = 32  # rows per chunk of the masked median (bounds the sort's temporary)
 AGREE = 12 / 255  # a seen sample agrees with the plate when all channels are this close
 NEVER_SEEN_WARN = 0.0005  # warn when this share of the view was never seen (0.05 %)
+NO_SUBJECT = 0.001  # a matte covering less of the view than this in every frame found no subject
 
 
 class NeverSeenWarning(UserWarning):
@@ -79,13 +81,19 @@ class AutoPlate:
     frames: int  # frames used
     rounds: int
     seen: np.ndarray | None = None  # int16 H×W: frames that showed the background at each pixel
+    subject_found: bool = True  # the final mattes found a subject in some sampled frame
 
     @property
     def never_seen_fraction(self) -> float:
         return float(self.never_seen.mean())
 
     def warning(self) -> str | None:
-        """The never-seen message when it deserves one."""
+        """The never-seen (or no-subject) message when it deserves one."""
+        if not self.subject_found:
+            return (
+                f"no moving subject was found in the {self.frames} sampled frames: if the subject stands still, "
+                "--plate auto cannot see behind it (it becomes part of the plate); shoot a clean plate"
+            )
         share = self.never_seen_fraction
         if share < NEVER_SEEN_WARN:
             return None
@@ -312,6 +320,7 @@ def estimate_plate(
     use = covered
     plate, count = masked_median(warped, use)
     plate = _fill(plate, count == 0)
+    subject_found = True
     for _round in range(1, total_rounds):
         assert matte is not None
         alphas = [matte(warped[i], plate) for i in range(n)]
@@ -323,10 +332,11 @@ def estimate_plate(
         use = covered & ~subject
         plate, count = masked_median(warped, use)
         plate = _fill(plate, count == 0)
+        subject_found = max(float((a > options.threshold).mean()) for a in alphas) > NO_SUBJECT
     never_seen = count == 0
     confidence = _confidence(warped, use, plate, count)
     confidence[never_seen] = 0
-    result = AutoPlate(plate, confidence, never_seen, ref, n, total_rounds, count)
+    result = AutoPlate(plate, confidence, never_seen, ref, n, total_rounds, count, subject_found)
     if warn and (message := result.warning()) is not None:
         warnings.warn(message, NeverSeenWarning, stacklevel=2)
     return result
