@@ -192,16 +192,17 @@ class LiveSession:
         size = frame.shape[:2]
         if self.step is None or self.step.size != size:  # the plate is fitted (or aligned) to this size
             self.step = FrameStep(self.matter, self.plate, size, self.options.frame)
-        kinds = {"comp"} | {f.kind for f in self.files}
+        kinds = {("comp", "uint8")} | {(f.kind, f.spec.preset.sample) for f in self.files}
         with torch.inference_mode():
             src = to_device(torch.from_numpy(frame[None]), self.device)
             mattes = self.step.matte(src, frame[None] if self.step.aligner is not None else None)
             out = {}
-            for kind in kinds:
+            for kind, sample in kinds:
                 bg = None
                 if kind == "comp":
                     bg = to_device(torch.from_numpy(np.array(self._background(frame))[None]), self.device)
-                out[kind] = self.step.render(kind, mattes, bg)[0].cpu().numpy()
+                key = kind if sample == "uint8" else f"{kind}:{sample}"  # float frames for 16-bit / EXR files
+                out[key] = self.step.render(kind, mattes, bg, sample)[0].cpu().numpy()
         return out
 
     # loop -------------------------------------------------------------------------------------
@@ -248,7 +249,8 @@ class LiveSession:
                 continue
             outputs = self._matte(frame)
             for sink in self.files:
-                sink.send(outputs[sink.kind], t)
+                sample = sink.spec.preset.sample
+                sink.send(outputs[sink.kind if sample == "uint8" else f"{sink.kind}:{sample}"], t)
             self.stats.frames += 1
             fps = self.meter.tick()
             shown = outputs["comp"]
