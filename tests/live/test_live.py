@@ -176,7 +176,8 @@ def test_cli_live_keep_shadow_and_choke(clip_factory, tmp_path, capsys) -> None:
     clip = clip_factory(n=4)
     out = tmp_path / "live.mp4"
     args = [str(clip.path), "--no-preview", "-o", str(out), "--plate-delay", "0", "--plate-frames", "0:2"]
-    args += ["--max-frames", "2", "--choke", "1", "--feather", "1", "--keep-shadow", "-m", "classical", "--device", "cpu"]
+    args += ["--max-frames", "2", "--choke", "1", "--feather", "1", "--keep-shadow"]
+    args += ["-m", "classical", "--device", "cpu"]
     with pytest.raises(SystemExit) as info:
         main(["live", *args])
     err = capsys.readouterr().err

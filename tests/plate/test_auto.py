@@ -139,7 +139,9 @@ def test_auto_plate_with_the_classical_keyer(clip_factory, tmp_path: Path, capsy
     matter = cleanplate.load("classical", device="cpu")
     clip = clip_factory("walk.mp4", n=15, noise=2.0)
     true_mad, _ = _mad(matter, clip, clip.plate, tmp_path / "true")
-    auto_mad, result = _mad(matter, clip, "auto", tmp_path / "auto", auto_plate=_options(frames=9, rounds=2))
+    with warnings.catch_warnings():  # a few places were covered in most of the 9 frames: flagged, tested above
+        warnings.simplefilter("ignore", NeverSeenWarning)
+        auto_mad, _ = _mad(matter, clip, "auto", tmp_path / "auto", auto_plate=_options(frames=9, rounds=2))
     with capsys.disabled():
         print(f"\n--plate auto, classical keyer: MAD {auto_mad:.4f} vs true plate {true_mad:.4f}")
     assert auto_mad <= 1.5 * true_mad, (auto_mad, true_mad)
