@@ -152,3 +152,34 @@ def test_cli_headless_without_a_sink_is_refused(clip_factory, capsys, monkeypatc
     with pytest.raises(SystemExit) as info:
         main(["live", str(clip.path)])
     assert info.value.code == 2 and "nothing to show" in capsys.readouterr().err
+
+
+def test_live_applies_the_matte_controls_and_records_the_shadow(clip_factory, tmp_path: Path) -> None:
+    """The same per-frame step: a garbage mask over everything empties the live matte."""
+    import cv2
+
+    from cleanplate.pipeline.controls import MatteControls
+
+    clip = clip_factory(n=4)
+    mask = tmp_path / "all.png"
+    cv2.imwrite(str(mask), np.full(clip.plate.shape[:2], 255, np.uint8))
+    sinks = [FileSink(parse_output(f"alpha={tmp_path / 'a'}/")), FileSink(parse_output(f"shadow={tmp_path / 's'}/"))]
+    options = LiveOptions(max_frames=2, controls=MatteControls(garbage=mask), shadow=True)
+    stats = LiveSession(FakeMatter(), open_source(str(clip.path)), files=sinks, plate=clip.plate, options=options).run()
+    assert stats.frames == 2
+    alphas = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted((tmp_path / "a").glob("*.png"))]
+    assert len(alphas) == 2 and all(a.max() == 0 for a in alphas)
+    assert len(list((tmp_path / "s").glob("*.png"))) == 2
+
+
+def test_cli_live_keep_shadow_and_choke(clip_factory, tmp_path, capsys) -> None:
+    clip = clip_factory(n=4)
+    out = tmp_path / "live.mp4"
+    args = [str(clip.path), "--no-preview", "-o", str(out), "--plate-delay", "0", "--plate-frames", "0:2"]
+    args += ["--max-frames", "2", "--choke", "1", "--feather", "1", "--keep-shadow"]
+    args += ["-m", "classical", "--device", "cpu"]
+    with pytest.raises(SystemExit) as info:
+        main(["live", *args])
+    err = capsys.readouterr().err
+    assert info.value.code == 0, err
+    assert len(decode_all(out)) == 2

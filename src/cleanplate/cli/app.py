@@ -21,6 +21,7 @@ COMMANDS = {
     "image": "image",
     "info": "info",
     "video": "video",
+    "plate": "plate",
     "live": "live",
     "export": "export",
     "bench": "bench",

@@ -17,10 +17,20 @@ from typing import Any
 import click
 
 from ..errors import InputError, OutputError
+from ..options import OUTPUT_SUFFIX as _STILL_SUFFIX
+from .options import (
+    force_option,
+    keep_shadow_value,
+    load_matter,
+    matte_control_options,
+    matte_controls,
+    matting_options,
+)
 
-# output kind -> file name suffix before .png
-from ..options import OUTPUT_SUFFIX
-from .options import force_option, load_matter, matting_options
+# output kind -> file name suffix before the extension
+OUTPUT_SUFFIX = {**_STILL_SUFFIX, "shadow": "_shadow"}
+# --format -> (extension, bit depth)
+IMAGE_FORMATS = {"png": (".png", 8), "png16": (".png", 16), "exr": (".exr", 16)}
 
 
 def _is_glob(spec: str) -> bool:
@@ -97,7 +107,12 @@ def parse_save(value: str) -> list[str]:
 
 
 def plan_outputs(
-    sources: Sequence[Path], outdir: Path, kinds: Sequence[str], protected: Iterable[Path], force: bool
+    sources: Sequence[Path],
+    outdir: Path,
+    kinds: Sequence[str],
+    protected: Iterable[Path],
+    force: bool,
+    ext: str = ".png",
 ) -> list[dict[str, Path]]:
     """Output paths per source; refuses clashes, overwriting inputs, and existing files without ``force``."""
     from ..io.atomic import check_dir_creatable, check_output
@@ -108,7 +123,7 @@ def plan_outputs(
     owners: dict[Path, Path] = {}
     plan = []
     for src in sources:
-        outputs = {kind: outdir / f"{src.stem}{OUTPUT_SUFFIX[kind]}.png" for kind in kinds}
+        outputs = {kind: outdir / f"{src.stem}{OUTPUT_SUFFIX[kind]}{ext}" for kind in kinds}
         for path in outputs.values():
             key = path.resolve()
             if key in keep:
@@ -136,6 +151,16 @@ def probe_images(paths: Iterable[Path]) -> None:
             raise InputError(f"{p}: cannot read ({exc.strerror or exc})") from None
 
 
+def _still_options(params: dict[str, Any], save: str | None) -> Any:
+    """The matte controls and shadow settings (popped from the command's kwargs), checked."""
+    from ..pipeline.still import StillOptions
+
+    controls = matte_controls(params)
+    keep_shadow = keep_shadow_value(params)
+    wants_shadow = save is not None and "shadow" in parse_save(save)
+    return StillOptions(controls=controls, shadow=wants_shadow, keep_shadow=keep_shadow)
+
+
 def _chunks(n: int, size: int) -> Iterable[range]:
     for start in range(0, n, size):
         yield range(start, min(n, start + size))
@@ -161,12 +186,21 @@ def _chunks(n: int, size: int) -> Iterable[range]:
     "save",
     default=None,
     metavar="LIST",
-    help="Comma list of outputs: rgba (<stem>.png), alpha, fgr, comp, err, ref (<stem>_<kind>.png). "
+    help="Comma list of outputs: rgba (<stem>.png), alpha, fgr, comp, err, ref, shadow (<stem>_<kind>.png). "
     "[default: rgba; rgba,comp with --background]",
+)
+@click.option(
+    "--format",
+    "image_format",
+    type=click.Choice(list(IMAGE_FORMATS)),
+    default="png",
+    show_default=True,
+    help="png (8-bit), png16 (16-bit PNG), exr (OpenEXR half float, RGBA premultiplied; needs OpenEXR).",
 )
 @click.option("--background", "-b", default=None, metavar="COLOR|IMAGE", help="Background for comp. [default: green]")
 @click.option("--align", is_flag=True, help="Align a handheld plate to each image (feature homography).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Images per forward pass.")
+@matte_control_options
 @matting_options
 @force_option
 def command(
@@ -176,6 +210,7 @@ def command(
     plate_dir: Path | None,
     outdir: Path,
     save: str | None,
+    image_format: str,
     background: str | None,
     align: bool,
     batch_size: int,
@@ -200,6 +235,17 @@ def command(
         raise click.UsageError("give at least one SRC (file, folder or glob), or --sample carpark")
     if (plate is None) == (plate_dir is None):
         raise click.UsageError("give exactly one of --plate PLATE or --plate-dir DIR")
+    if plate is not None and str(plate) == "auto":
+        raise InputError(
+            "--plate auto builds the plate from a video (cleanplate video INPUT --plate auto); for images build "
+            "one first: cleanplate plate CLIP -o plate.png"
+        )
+    finish = _still_options(model_params, save)
+    ext, depth = IMAGE_FORMATS[image_format]
+    if image_format == "exr":
+        from ..io.exr import require_openexr
+
+        require_openexr()
     kinds = parse_save(save) if save is not None else (["rgba", "comp"] if background is not None else ["rgba"])
     exclude = [plate] if plate is not None else []
     srcs = expand_sources(sources, exclude=exclude)
@@ -214,14 +260,14 @@ def command(
 
     from ..io.atomic import ensure_dir
 
-    plan = plan_outputs(srcs, outdir, kinds, protected=[*srcs, *plates], force=force)
+    plan = plan_outputs(srcs, outdir, kinds, protected=[*srcs, *plates], force=force, ext=ext)
     matter = load_matter(model_params)
     ensure_dir(outdir)
     for outputs in plan:  # the folder may have been created just now: re-check cheaply
         for path in outputs.values():
             if path.exists() and not force:
                 raise OutputError(f"output {path} already exists (use --force to overwrite)")
-    _run(matter, srcs, plates, plate, plan, bg, align, batch_size, force)
+    _run(matter, srcs, plates, plate, plan, bg, align, batch_size, force, finish=finish, depth=depth)
     n_files = sum(len(o) for o in plan)
     click.echo(f"cleanplate: wrote {n_files} file(s) for {len(srcs)} image(s) to {outdir}", err=True)
 
@@ -236,10 +282,13 @@ def _run(
     align: bool,
     batch_size: int,
     force: bool,
+    finish: Any = None,
+    depth: int = 8,
 ) -> None:
     from tqdm import tqdm
 
     from ..io.image import read_image
+    from ..pipeline.still import matte_stills
 
     plate_arr = read_image(shared_plate) if shared_plate is not None else None
     step = 1 if align else batch_size  # per-image warnings name their file
@@ -249,10 +298,10 @@ def _run(
             chunk_plates = plate_arr if plate_arr is not None else [plates[i] for i in chunk]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                mattes = matter.matte_batch(frames, chunk_plates, align=align, batch_size=batch_size)
+                mattes = matte_stills(matter, frames, chunk_plates, align=align, batch_size=batch_size, options=finish)
             for w in caught:
                 bar.write(f"cleanplate: warning: {frames[0] if len(frames) == 1 else ''}: {w.message}", file=sys.stderr)
             for i, matte in zip(chunk, mattes, strict=True):
                 for kind, path in plan[i].items():
-                    matte.save(path, kind, background=background, force=force)
+                    matte.save(path, kind, background=background, force=force, depth=depth)
             bar.update(len(chunk))

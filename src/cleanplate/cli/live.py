@@ -14,7 +14,17 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from .options import force_option, frame_range, load_matter, matting_options, plate_frames_option, smooth_option
+from .options import (
+    force_option,
+    frame_range,
+    keep_shadow_value,
+    load_matter,
+    matte_control_options,
+    matte_controls,
+    matting_options,
+    plate_frames_option,
+    smooth_option,
+)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -74,6 +84,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 @click.option("--align", is_flag=True, help="Handheld/drifting camera: align the plate to every frame.")
 @click.option("--match-color", is_flag=True, help="Follow the camera's exposure / white-balance drift.")
 @smooth_option
+@matte_control_options
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
 @matting_options
 @force_option
@@ -113,12 +124,16 @@ def command(
     from ..live import FileSink, LiveOptions, LiveSession, PreviewWindow, VirtualCamera, display_available
     from ..live.sources import open_source
 
+    if plate is not None and str(plate) == "auto":
+        raise InputError("--plate auto needs a whole clip (cleanplate video INPUT --plate auto); live captures one")
+    controls = matte_controls(model_params)
+    keep_shadow = keep_shadow_value(model_params)
     first_plate_frame, end_plate_frame = frame_range(plate_frames)
     if end_plate_frame is None:
         raise InputError(f"--plate-frames {plate_frames}: give the end too (A:B, frames after the countdown)")
     specs = [parse_output(text) for text in outputs]
     for spec in specs:
-        if spec.kind not in ("comp", "rgba", "alpha", "fgr"):
+        if spec.kind not in ("comp", "rgba", "alpha", "fgr", "shadow"):
             raise InputError(f"cannot record {spec.kind}")
     want_preview = display_available() if preview is None else preview
     if not want_preview and vcam is None and not specs:
@@ -141,6 +156,11 @@ def command(
         if first is None:
             raise InputError(f"{source}: no frames")
         height, width = first[0].shape[:2]
+        for name in ("garbage", "holdout"):  # a mask of another aspect fails now, not at the first frame
+            if getattr(controls, name) is not None:
+                from ..pipeline.controls import read_mask
+
+                read_mask(getattr(controls, name), (height, width), name)
         for spec in background_specs:  # bad backgrounds fail now, not at the first 'b'
             from ..pipeline.background import Background
 
@@ -165,6 +185,9 @@ def command(
             smooth=smooth,
             match_color=match_color,
             align=align,
+            controls=controls,
+            keep_shadow=keep_shadow,
+            shadow=any(spec.kind == "shadow" for spec in specs),
         )
         session = LiveSession(
             matter,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -193,3 +194,116 @@ def frame_range(text: str) -> tuple[int, int | None]:
     for w in caught:
         click.echo(f"cleanplate: warning: {w.message}", err=True)
     return parsed
+
+
+def matte_control_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The keyer controls, shared by ``image``, ``video`` and ``live`` (see :mod:`cleanplate.pipeline.controls`)."""
+    options = (
+        click.option(
+            "--choke",
+            type=float,
+            default=0.0,
+            metavar="PX",
+            help="Erode the matte by PX pixels (pull the edge in); negative expands it. Fractions interpolate.",
+        ),
+        click.option(
+            "--feather", type=float, default=0.0, metavar="PX", help="Soften the matte edge (Gaussian, sigma PX/2)."
+        ),
+        click.option(
+            "--clip-black", type=float, default=0.0, metavar="A", help="Alpha at or below A becomes 0 (levels)."
+        ),
+        click.option(
+            "--clip-white", type=float, default=1.0, metavar="A", help="Alpha at or above A becomes 1 (levels)."
+        ),
+        click.option(
+            "--garbage",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="MASK",
+            help="Grey mask image, white = always background (resized to the frame).",
+        ),
+        click.option(
+            "--holdout",
+            type=click.Path(path_type=Path),
+            default=None,
+            metavar="MASK",
+            help="Grey mask image, white = always subject (resized to the frame; wins over --garbage).",
+        ),
+        click.option(
+            "--keep-shadow",
+            type=float,
+            default=0.0,
+            is_flag=False,
+            flag_value=1.0,
+            metavar="[STRENGTH]",
+            help="Multiply the subject's cast shadow into composites on the new background (bare: 1).",
+        ),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def matte_controls(params: dict[str, Any]):  # -> cleanplate.pipeline.controls.MatteControls (torch-free import)
+    """The :class:`MatteControls` of the parsed :func:`matte_control_options` (popped from ``params``), checked."""
+    from ..pipeline.controls import MatteControls
+
+    return MatteControls(
+        clip_black=params.pop("clip_black", 0.0),
+        clip_white=params.pop("clip_white", 1.0),
+        choke=params.pop("choke", 0.0),
+        feather=params.pop("feather", 0.0),
+        garbage=params.pop("garbage", None),
+        holdout=params.pop("holdout", None),
+    ).check()
+
+
+def keep_shadow_value(params: dict[str, Any]) -> float:
+    """``--keep-shadow`` (popped from ``params``), checked: a strength in [0, 1]."""
+    from ..errors import InputError
+
+    value = float(params.pop("keep_shadow", 0.0))
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"--keep-shadow must be in [0, 1]; got {value:g}")
+    return value
+
+
+PLATE_OUTPUT_KINDS = ("plate", "confidence", "never_seen")
+
+
+def split_plate_outputs(items: list[str]) -> tuple[list[str], dict[str, Path]]:
+    """``KIND=PATH`` items → (video outputs, {plate|confidence|never_seen: image path})."""
+    from ..errors import InputError
+
+    video: list[str] = []
+    plate: dict[str, Path] = {}
+    for item in items:
+        head, sep, tail = item.partition("=")
+        kind = head.strip().lower().replace("-", "_")
+        if sep and kind in PLATE_OUTPUT_KINDS:
+            if not tail.strip():
+                raise InputError(f"output {item!r} has no path")
+            if kind in plate:
+                raise InputError(f"{kind}= is given twice")
+            plate[kind] = Path(tail.strip())
+        else:
+            video.append(item)
+    return video, plate
+
+
+def auto_plate_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--auto-frames`` / ``--auto-rounds``: how a plate is built from the clip (``video --plate auto``, ``plate``)."""
+    func = click.option(
+        "--auto-rounds",
+        type=click.IntRange(1, 10),
+        default=3,
+        show_default=True,
+        help="Plate from the clip: the median, then ROUNDS-1 times matte → mask the subject → re-estimate.",
+    )(func)
+    return click.option(
+        "--auto-frames",
+        type=click.IntRange(3, 301),
+        default=21,
+        show_default=True,
+        help="Plate from the clip: frames sampled (evenly) for the per-pixel median.",
+    )(func)

@@ -8,7 +8,9 @@ the final name only ever holds a complete result.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,19 @@ import click
 from ..errors import CleanplateError
 from ..io.formats import PRESETS
 from ..options import parse_time
-from .options import force_option, frame_range, load_matter, matting_options, plate_frames_option, smooth_option
+from .options import (
+    auto_plate_options,
+    force_option,
+    frame_range,
+    keep_shadow_value,
+    load_matter,
+    matte_control_options,
+    matte_controls,
+    matting_options,
+    plate_frames_option,
+    smooth_option,
+    split_plate_outputs,
+)
 
 EXIT_INTERRUPTED = 130
 
@@ -25,7 +39,8 @@ OUTPUT_HELP = (
     "Output, repeatable: [KIND=]PATH. KIND is rgba (colour + alpha), alpha (matte only), comp (composite over "
     "--background) or fgr (foreground colour). Without KIND: .mov/.webm/.mkv/folder → rgba, .mp4 → comp. "
     "PATH: .mov (ProRes 4444 for rgba, ProRes 422 otherwise), .webm (VP9, with alpha for rgba), .mp4 (H.264), "
-    ".mkv (FFV1 lossless), or a folder / out/%06d.png pattern (PNG frames)."
+    ".mkv (FFV1 lossless), or a folder / out/%06d.png pattern (PNG frames; --format png16 for 16-bit) / "
+    "out/%05d.exr (OpenEXR, half float, premultiplied)."
 )
 
 
@@ -84,7 +99,8 @@ def partial_note(exc: BaseException) -> str:
     "--plate",
     "-p",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Clean plate: an image, or a video of the empty scene (per-pixel temporal median).",
+    help="Clean plate: an image, a video of the empty scene (per-pixel temporal median), or 'auto': built from "
+    "INPUT itself while the subject moves (a file named auto: ./auto).",
 )
 @plate_frames_option("Build the plate from frames A..B-1 of INPUT itself (temporal median), e.g. 0:30.")
 @click.option("--output", "-o", "outputs", multiple=True, metavar="[KIND=]PATH", help=OUTPUT_HELP)
@@ -121,6 +137,8 @@ def partial_note(exc: BaseException) -> str:
 @click.option("--align", is_flag=True, help="Handheld/drifting camera: align the plate to every frame.")
 @click.option("--match-color", is_flag=True, help="Match the plate's exposure and white balance to every frame.")
 @smooth_option
+@matte_control_options
+@auto_plate_options
 @click.option("--no-audio", is_flag=True, help="Do not carry the input's audio into the outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @matting_options
@@ -140,6 +158,8 @@ def command(
     align: bool,
     match_color: bool,
     smooth: float,
+    auto_frames: int,
+    auto_rounds: int,
     no_audio: bool,
     quiet: bool,
     force: bool,
@@ -152,14 +172,19 @@ def command(
       cleanplate video take.mp4 --plate empty.jpg -o take.mov                 # ProRes 4444 with alpha
       cleanplate video take.mp4 --plate empty.mp4 --save comp=out.mp4,alpha=matte.mp4 -b beach.jpg
       cleanplate video take.mp4 --plate-frames 0:48 -o frames/ --start 2 --end 10 --align --smooth
+      cleanplate video walk.mp4 --plate auto -o frames/%05d.exr --save never_seen=never.png,shadow=shadow/
     """
     from ..pipeline import VideoInterrupted, VideoOptions, prepare_video
+    from ..plate.auto import AutoPlateOptions
 
     if (plate is None) == (plate_frames is None):
         raise click.UsageError("give exactly one of --plate PLATE or --plate-frames A:B")
     if start is not None and end is not None and end <= start:
         raise click.BadParameter(f"--end ({end}s) must be after --start ({start}s)", param_hint="'--end'")
-    specs = collect_outputs(outputs, save, format_name)
+    controls = matte_controls(model_params)
+    keep_shadow = keep_shadow_value(model_params)
+    items, plate_outputs = split_plate_outputs([*outputs, *(save.split(",") if save else [])])
+    specs = collect_outputs(tuple(items), None, format_name)
     options = VideoOptions(
         start=start,
         end=end,
@@ -169,19 +194,31 @@ def command(
         align=align,
         match_color=match_color,
         smooth=smooth,
+        controls=controls,
+        keep_shadow=keep_shadow,
+        auto_plate=AutoPlateOptions(frames=auto_frames, rounds=auto_rounds),
+        plate_outputs=plate_outputs,
         audio=not no_audio,
         force=force,
         progress=not quiet,
     )
     # Checked and loaded once (input, range, outputs, plate, background), all before the model loads.
+    plate_arg: Any = "auto" if plate is not None and str(plate) == "auto" else plate
     job = prepare_video(
-        source, specs, plate, plate_frames=None if plate_frames is None else frame_range(plate_frames), options=options
+        source,
+        specs,
+        plate_arg,
+        plate_frames=None if plate_frames is None else frame_range(plate_frames),
+        options=options,
     )
     if not quiet and any(s.is_sequence for s in specs) and job.info.audio_codec and not no_audio:
         click.echo("cleanplate: note: PNG frame folders carry no audio", err=True)
     matter = load_matter(model_params)
+    if job.auto and not quiet:
+        click.echo(f"cleanplate: building the plate from {source.name} ({auto_frames} frames sampled)", err=True)
     try:
-        result = job.run(matter)
+        with _plate_warnings():
+            result = job.run(matter)
     except VideoInterrupted as stop:
         report_interrupted(stop.result)
         sys.exit(EXIT_INTERRUPTED)
@@ -197,6 +234,23 @@ def command(
         raise
     if not quiet:
         _summary(result)
+
+
+@contextlib.contextmanager
+def _plate_warnings():
+    """A never-seen warning of ``--plate auto`` as one ``cleanplate: warning:`` line."""
+    from ..plate.auto import NeverSeenWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NeverSeenWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, NeverSeenWarning):
+                    click.echo(f"cleanplate: warning: {w.message}", err=True)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _summary(result: Any) -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from ..errors import InputError, MissingDependencyError
 
-KINDS = ("rgba", "alpha", "comp", "fgr")
+KINDS = ("rgba", "alpha", "comp", "fgr", "shadow")
 # channels each kind hands to a writer
-KIND_CHANNELS = {"rgba": 4, "alpha": 1, "comp": 3, "fgr": 3}
+KIND_CHANNELS = {"rgba": 4, "alpha": 1, "comp": 3, "fgr": 3, "shadow": 1}
+MATTE_KINDS = ("alpha", "shadow")  # grey layers: full range, the matte encoder options
+SEQUENCE_SUFFIXES = (".png", ".exr")
 
 SEQUENCE_PATTERN = re.compile(r"%0?(\d*)d")
 DEFAULT_SEQUENCE_NAME = "%06d.png"
@@ -25,7 +27,11 @@ DEFAULT_SEQUENCE_NAME = "%06d.png"
 
 @dataclass(frozen=True)
 class FormatPreset:
-    """How one output is encoded. ``container`` None means an image sequence (one PNG per frame)."""
+    """How one output is encoded. ``container`` None means an image sequence (one file per frame).
+
+    ``sample``: what the writer is handed: ``uint8`` frames, or ``float`` (float32 in [0, 1],
+    straight alpha) for 16-bit PNG and half-float EXR (premultiplied by the EXR writer).
+    """
 
     name: str
     container: str | None
@@ -36,6 +42,8 @@ class FormatPreset:
     full_range: bool = False  # encode Y in 0..255 (JPEG range): exact 8-bit mattes through H.264
     matte_options: dict[str, str] = field(default_factory=dict)  # override options for alpha-only output
     description: str = ""
+    sample: str = "uint8"
+    suffix: str = ".png"  # of the frame files of a sequence
 
     @property
     def alpha_capable(self) -> bool:
@@ -45,7 +53,7 @@ class FormatPreset:
         return self.pix_fmt[channels]
 
     def options_for(self, kind: str) -> dict[str, str]:
-        return {**self.options, **self.matte_options} if kind == "alpha" else dict(self.options)
+        return {**self.options, **self.matte_options} if kind in MATTE_KINDS else dict(self.options)
 
 
 PRESETS: dict[str, FormatPreset] = {
@@ -118,16 +126,34 @@ PRESETS: dict[str, FormatPreset] = {
             {4: "rgba", 3: "rgb24", 1: "gray"},
             description="PNG sequence in a folder (lossless, no audio)",
         ),
+        FormatPreset(
+            "png16",
+            None,
+            "png",
+            {4: "rgba64", 3: "rgb48", 1: "gray16"},
+            description="16-bit PNG sequence in a folder (mattes without 8-bit steps)",
+            sample="float",
+        ),
+        FormatPreset(
+            "exr",
+            None,
+            "exr",
+            {4: "rgba", 3: "rgb", 1: "y"},
+            description="OpenEXR sequence, half float, premultiplied RGBA (compositing; needs OpenEXR)",
+            sample="float",
+            suffix=".exr",
+        ),
     )
 }
+SEQUENCE_PRESETS = ("png", "png16", "exr")
 
 # suffix -> preset per kind, when neither --format nor the kind forces one
 _SUFFIX_PRESET: dict[str, dict[str, str]] = {
-    ".mov": {"rgba": "prores4444", "alpha": "prores", "comp": "prores", "fgr": "prores"},
-    ".webm": {"rgba": "vp9", "alpha": "vp9", "comp": "vp9", "fgr": "vp9"},
-    ".mp4": {"alpha": "h264", "comp": "h264", "fgr": "h264"},
-    ".m4v": {"alpha": "h264", "comp": "h264", "fgr": "h264"},
-    ".mkv": {"rgba": "ffv1", "alpha": "ffv1", "comp": "ffv1", "fgr": "ffv1"},
+    ".mov": {"rgba": "prores4444", "alpha": "prores", "comp": "prores", "fgr": "prores", "shadow": "prores"},
+    ".webm": {"rgba": "vp9", "alpha": "vp9", "comp": "vp9", "fgr": "vp9", "shadow": "vp9"},
+    ".mp4": {"alpha": "h264", "comp": "h264", "fgr": "h264", "shadow": "h264"},
+    ".m4v": {"alpha": "h264", "comp": "h264", "fgr": "h264", "shadow": "h264"},
+    ".mkv": {"rgba": "ffv1", "alpha": "ffv1", "comp": "ffv1", "fgr": "ffv1", "shadow": "ffv1"},
 }
 # kind when the user gave only a path
 _SUFFIX_KIND = {".mov": "rgba", ".webm": "rgba", ".mkv": "rgba", ".mp4": "comp", ".m4v": "comp"}
@@ -168,11 +194,11 @@ def is_sequence_path(path: str | Path) -> bool:
 
 
 def split_sequence(path: str | Path) -> tuple[Path, str]:
-    """``out/%04d.png`` → (out, '%04d.png'); ``out`` or ``out/`` → (out, '%06d.png')."""
+    """``out/%04d.png`` → (out, '%04d.png'); ``out`` or ``out/`` → (out, '%06d.png'); ``.exr`` likewise."""
     p = Path(path)
     if SEQUENCE_PATTERN.search(p.name):
-        if p.suffix.lower() != ".png":
-            raise InputError(f"image sequence pattern {p.name!r} must end in .png")
+        if p.suffix.lower() not in SEQUENCE_SUFFIXES:
+            raise InputError(f"image sequence pattern {p.name!r} must end in .png or .exr")
         if len(SEQUENCE_PATTERN.findall(p.name)) != 1 or "%" in SEQUENCE_PATTERN.sub("", p.name):
             raise InputError(f"image sequence pattern {p.name!r} must hold exactly one %d (e.g. %06d.png)")
         return p.parent, p.name
@@ -195,20 +221,16 @@ def parse_output(text: str, format_name: str | None = None) -> OutputSpec:
 
 def resolve_output(path: Path, kind: str | None = None, format_name: str | None = None) -> OutputSpec:
     """Pick kind and preset for ``path``: explicit kind/format win, else the suffix decides."""
-    sequence = is_sequence_path(path) or (format_name == "png")
+    sequence = is_sequence_path(path) or (format_name in SEQUENCE_PRESETS)
     if format_name is not None and format_name not in PRESETS:
         raise InputError(f"unknown format {format_name!r}: use one of {', '.join(PRESETS)}")
     suffix = path.suffix.lower()
     if sequence:
-        if suffix and suffix != ".png" and not SEQUENCE_PATTERN.search(path.name):
-            raise InputError(f"{path}: an image sequence is a folder or a pattern like out/%06d.png")
-        kind = kind or "rgba"
-        if format_name not in (None, "png"):
-            raise InputError(f"{path} is a folder/pattern, which only holds PNG frames (got --format {format_name})")
-        folder, pattern = split_sequence(path)
-        return _checked(OutputSpec(kind, folder, PRESETS["png"], pattern))
+        return _sequence_output(path, kind, format_name)
     if suffix == ".png":
         raise InputError(f"{path}: for PNG frames give a folder (out/) or a pattern (out/%06d.png)")
+    if suffix == ".exr":
+        raise InputError(f"{path}: EXR output of a video is a sequence: give a pattern (out/%05d.exr) or a folder")
     kind = kind or _SUFFIX_KIND.get(suffix)
     if kind is None:
         known = ", ".join(sorted(_SUFFIX_KIND))
@@ -224,6 +246,28 @@ def resolve_output(path: Path, kind: str | None = None, format_name: str | None 
         if expected and suffix not in (expected, ".m4v" if expected == ".mp4" else expected):
             raise InputError(f"{path}: --format {preset.name} writes {expected} files")
     return _checked(OutputSpec(kind, path, preset))
+
+
+def _sequence_output(path: Path, kind: str | None, format_name: str | None) -> OutputSpec:
+    """A folder or printf pattern: PNG (8-bit, or 16-bit with ``--format png16``) or EXR frames."""
+    suffix = path.suffix.lower()
+    patterned = SEQUENCE_PATTERN.search(path.name) is not None
+    if suffix and suffix not in SEQUENCE_SUFFIXES and not patterned:
+        raise InputError(f"{path}: an image sequence is a folder or a pattern like out/%06d.png or out/%05d.exr")
+    if format_name not in (None, *SEQUENCE_PRESETS):
+        raise InputError(
+            f"{path} is a folder/pattern, which only holds PNG or EXR frames (got --format {format_name}; "
+            f"use {', '.join(SEQUENCE_PRESETS)})"
+        )
+    folder, pattern = split_sequence(path)
+    pattern_suffix = Path(pattern).suffix.lower()
+    name = format_name or ("exr" if pattern_suffix == ".exr" else "png")
+    preset = PRESETS[name]
+    if not patterned:
+        pattern = pattern[: -len(Path(pattern).suffix)] + preset.suffix
+    elif pattern_suffix != preset.suffix:
+        raise InputError(f"{path}: --format {name} writes {preset.suffix} frames, not {pattern_suffix}")
+    return _checked(OutputSpec(kind or "rgba", folder, preset, pattern))
 
 
 def _no_preset_message(path: Path, kind: str) -> str:
@@ -252,6 +296,10 @@ def parse_save(text: str, format_name: str | None = None) -> list[OutputSpec]:
 def check_encoder(preset: FormatPreset) -> None:
     """Raise :class:`MissingDependencyError` when this PyAV/FFmpeg build lacks the preset's encoder."""
     if preset.container is None:
+        if preset.codec == "exr":
+            from .exr import require_openexr
+
+            require_openexr()
         return
     import av
 
@@ -278,6 +326,6 @@ def format_table() -> list[tuple[str, str, str, str]]:
     """(name, container/suffix, codec, description) rows for help texts and the README."""
     rows = []
     for p in PRESETS.values():
-        where = _PRESET_SUFFIX.get(p.container or "", "folder/%06d.png")
+        where = _PRESET_SUFFIX.get(p.container or "", f"folder/%06d{p.suffix}")
         rows.append((p.name, where, p.codec, p.description))
     return rows

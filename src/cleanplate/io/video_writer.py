@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import OutputError, reason
 from .atomic import check_output, temp_path_for
 from .audio import AudioCarrier
-from .formats import OutputSpec, check_encoder, sequence_regex
+from .formats import MATTE_KINDS, OutputSpec, check_encoder, sequence_regex
 
 PARTIAL_TAG = ".partial"
 
@@ -139,7 +139,7 @@ class VideoFileWriter:
             if self.rate:
                 cc.framerate = self.rate
             cc.thread_type = "AUTO"
-            self._full_range = preset.full_range or self.spec.kind == "alpha"
+            self._full_range = preset.full_range or self.spec.kind in MATTE_KINDS
             if pix_fmt.startswith("yuv"):
                 cc.colorspace = 1  # BT.709, also used for the RGB→YUV conversion below
                 cc.color_primaries = 1
@@ -262,7 +262,7 @@ class VideoFileWriter:
 
 
 class SequenceWriter:
-    """Write one PNG per frame. Frames go to a staging folder ``NAME.partial`` beside the target
+    """Write one PNG (8 or 16-bit) or EXR per frame. Frames go to a staging folder ``NAME.partial`` beside the target
     (each PNG written under a temp name and renamed, so no half PNG ever exists) and are moved into
     the target folder when the run completes; an interrupted run leaves the staging folder.
     """
@@ -285,12 +285,19 @@ class SequenceWriter:
                 raise OutputError(f"cannot create {self.stage}: {reason(exc)}") from exc
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
         name = self.pattern % self.frames
         tmp = self.stage / f".tmp-{secrets.token_hex(3)}-{name}"
-        if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
-            raise OutputError(f"cannot write {tmp}")
+        if self.spec.preset.codec == "exr":
+            from .exr import write_exr_file
+
+            write_exr_file(tmp, image)
+        else:
+            if image.dtype != np.uint8:  # float frames: 16-bit PNG
+                image = np.rint(np.clip(image, 0, 1) * 65535).astype(np.uint16)
+            if image.ndim == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+                raise OutputError(f"cannot write {tmp}")
         os.replace(tmp, self.stage / name)
         self.frames += 1
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..pipeline.background import Background
+from ..pipeline.controls import MatteControls
 from ..pipeline.frame import FrameOptions, FrameStep
 from ..pipeline.render import to_device
 from ..plate.load import temporal_median
@@ -43,11 +44,21 @@ class LiveOptions:
     smooth: float = 0.0
     match_color: bool = False
     align: bool = False  # per-frame plate alignment (a handheld or drifting camera)
+    controls: MatteControls = field(default_factory=MatteControls)  # choke, feather, levels, garbage/holdout
+    keep_shadow: float = 0.0  # multiply the cast shadow into the composite
+    shadow: bool = False  # compute the shadow layer (a shadow recording)
 
     @property
     def frame(self) -> FrameOptions:
         """The per-frame step's options."""
-        return FrameOptions(align=self.align, match_color=self.match_color, smooth=self.smooth)
+        return FrameOptions(
+            align=self.align,
+            match_color=self.match_color,
+            smooth=self.smooth,
+            controls=self.controls,
+            keep_shadow=self.keep_shadow,
+            shadow=self.shadow,
+        )
 
 
 @dataclass
@@ -181,16 +192,17 @@ class LiveSession:
         size = frame.shape[:2]
         if self.step is None or self.step.size != size:  # the plate is fitted (or aligned) to this size
             self.step = FrameStep(self.matter, self.plate, size, self.options.frame)
-        kinds = {"comp"} | {f.kind for f in self.files}
+        kinds = {("comp", "uint8")} | {(f.kind, f.spec.preset.sample) for f in self.files}
         with torch.inference_mode():
             src = to_device(torch.from_numpy(frame[None]), self.device)
             mattes = self.step.matte(src, frame[None] if self.step.aligner is not None else None)
             out = {}
-            for kind in kinds:
+            for kind, sample in kinds:
                 bg = None
                 if kind == "comp":
                     bg = to_device(torch.from_numpy(np.array(self._background(frame))[None]), self.device)
-                out[kind] = self.step.render(kind, mattes, bg)[0].cpu().numpy()
+                key = kind if sample == "uint8" else f"{kind}:{sample}"  # float frames for 16-bit / EXR files
+                out[key] = self.step.render(kind, mattes, bg, sample)[0].cpu().numpy()
         return out
 
     # loop -------------------------------------------------------------------------------------
@@ -237,7 +249,8 @@ class LiveSession:
                 continue
             outputs = self._matte(frame)
             for sink in self.files:
-                sink.send(outputs[sink.kind], t)
+                sample = sink.spec.preset.sample
+                sink.send(outputs[sink.kind if sample == "uint8" else f"{sink.kind}:{sample}"], t)
             self.stats.frames += 1
             fps = self.meter.tick()
             shown = outputs["comp"]

@@ -10,7 +10,7 @@ kind in :meth:`FrameStep.render`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,22 +20,35 @@ from ..errors import InputError
 from ..plate.color import ColorMatcher
 from ..plate.fit import match_plate
 from ..plate.track import AlignStats, PlateAligner
+from .controls import Controls, MatteControls
 from .render import render, to_device
+from .shadow import shadow_layer
 from .smooth import MatteSmoother
 
 
 @dataclass(frozen=True)
 class FrameOptions:
-    """What the step does besides matting (the ``--align``, ``--match-color`` and ``--smooth`` flags)."""
+    """What the step does besides matting (``--align``, ``--match-color``, ``--smooth``, the matte
+    controls, ``--keep-shadow``)."""
 
     align: bool = False  # per-frame plate alignment (handheld / drifting camera)
     match_color: bool = False  # per-frame exposure / white-balance matching of the plate
     smooth: float = 0.0  # temporal matte smoothing strength in [0, 1)
+    controls: MatteControls = field(default_factory=MatteControls)  # choke, feather, levels, masks
+    shadow: bool = False  # compute the shadow layer (a shadow output asks for it; keep_shadow implies it)
+    keep_shadow: float = 0.0  # multiply the shadow into composites, at this strength in [0, 1]
 
     def check(self) -> FrameOptions:
         if not 0.0 <= self.smooth < 1.0:
             raise InputError(f"--smooth must be in [0, 1); got {self.smooth}")
+        if not 0.0 <= self.keep_shadow <= 1.0:
+            raise InputError(f"--keep-shadow must be in [0, 1]; got {self.keep_shadow}")
+        self.controls.check()
         return self
+
+    @property
+    def wants_shadow(self) -> bool:
+        return self.shadow or self.keep_shadow > 0
 
 
 @dataclass
@@ -43,13 +56,15 @@ class Mattes:
     """A batch after the step, on the inference device: what later stages and outputs may read.
 
     ``src`` (B, 3, H, W) the frames, ``plate`` ((B or 1), 3, H, W) the plate each was matted
-    against (aligned, colour-matched), ``alpha`` (B, 1, H, W) and ``fgr`` (B, 3, H, W) float32.
+    against (aligned, colour-matched), ``alpha`` (B, 1, H, W) and ``fgr`` (B, 3, H, W) float32
+    (after the matte controls), ``shadow`` (B, 1, H, W) the cast-shadow layer when asked for.
     """
 
     src: torch.Tensor
     plate: torch.Tensor
     alpha: torch.Tensor
     fgr: torch.Tensor
+    shadow: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.src.shape[0]
@@ -73,6 +88,7 @@ class FrameStep:
             self.plate_t = to_device(torch.from_numpy(np.array(match_plate(plate, self.size))[None]), self.device)
         self.color = ColorMatcher() if options.match_color else None
         self.smoother = MatteSmoother(options.smooth) if options.smooth > 0 else None
+        self.controls = Controls(options.controls, self.size, self.device) if options.controls.active else None
         self.prev_alpha: torch.Tensor | None = None  # (1, 1, H, W): the last frame's matte
         self._prev_alpha_np: np.ndarray | None = None  # the same for the tracker (only with align)
 
@@ -92,7 +108,8 @@ class FrameStep:
         return to_device(plates.pin_memory() if self.device.type == "cuda" else plates, self.device)
 
     def matte(self, src: torch.Tensor, images: np.ndarray | None = None) -> Mattes:
-        """Plate → colour match → matte → smooth for ``src`` (B, 3, H, W) float in [0, 1] on the device.
+        """Plate → colour match → matte → smooth → controls → shadow for ``src`` (B, 3, H, W) float in
+        [0, 1] on the device.
 
         ``images``: the same frames as uint8 (B, H, W, 3) arrays, needed for per-frame alignment.
         Frames of one batch share the matte of the frame before the batch.
@@ -105,12 +122,25 @@ class FrameStep:
             alpha, fgr = alpha.float(), fgr.float()
             if self.smoother is not None:
                 alpha = self.smoother(alpha, src)
+            if self.controls is not None:  # a garbage mask also tells the tracker where background is
+                alpha, fgr = self.controls(alpha, fgr, src)
             self.prev_alpha = alpha[-1:]
             if self.aligner is not None:
                 self._prev_alpha_np = alpha[-1, 0].cpu().numpy()
-            return Mattes(src, bgr, alpha, fgr)
+            shadow = shadow_layer(src, bgr, alpha) if self.options.wants_shadow else None
+            return Mattes(src, bgr, alpha, fgr, shadow)
 
-    @staticmethod
-    def render(kind: str, mattes: Mattes, background: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 (B, H, W, C) for one output kind (rgba, alpha, fgr, comp over ``background``)."""
-        return render(kind, mattes.alpha, mattes.fgr, background)
+    def render(
+        self, kind: str, mattes: Mattes, background: torch.Tensor | None = None, sample: str = "uint8"
+    ) -> torch.Tensor:
+        """(B, H, W, C) for one output kind (rgba, alpha, fgr, shadow, comp over ``background``);
+        uint8, or float32 for ``sample="float"`` (16-bit and EXR outputs)."""
+        return render(
+            kind,
+            mattes.alpha,
+            mattes.fgr,
+            background,
+            shadow=mattes.shadow,
+            keep_shadow=self.options.keep_shadow,
+            sample=sample,
+        )

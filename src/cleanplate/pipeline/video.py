@@ -36,10 +36,12 @@ from ..errors import InputError, OutputError
 from ..io.formats import OutputSpec
 from ..io.video_reader import VideoInfo, VideoReader, probe
 from ..io.video_writer import AudioSource, FrameWriter, check_writable, open_writer
+from ..plate.auto import AutoPlate, AutoPlateOptions
 from ..plate.fit import match_plate
 from ..plate.load import load_plate
 from ..plate.track import AlignStats
 from .background import Background
+from .controls import MatteControls
 from .frame import FrameOptions, FrameStep, Mattes
 from .render import to_device
 from .workers import END, Worker, deferred_sigint, discard, drain, put, put_checked
@@ -57,6 +59,10 @@ class VideoOptions:
     align: bool = False  # per-frame plate alignment (handheld / drifting camera)
     match_color: bool = False  # per-frame exposure / white-balance matching of the plate
     smooth: float = 0.0  # temporal matte smoothing strength in [0, 1)
+    controls: MatteControls = field(default_factory=MatteControls)  # choke, feather, levels, garbage/holdout
+    keep_shadow: float = 0.0  # multiply the shadow layer into comp outputs at this strength
+    auto_plate: AutoPlateOptions = field(default_factory=AutoPlateOptions)  # for plate="auto"
+    plate_outputs: dict[str, Path] = field(default_factory=dict)  # plate / confidence / never_seen → image path
     audio: bool = True
     force: bool = False
     progress: bool = True
@@ -66,7 +72,13 @@ class VideoOptions:
     @property
     def frame(self) -> FrameOptions:
         """The per-frame step's options."""
-        return FrameOptions(align=self.align, match_color=self.match_color, smooth=self.smooth)
+        return FrameOptions(
+            align=self.align,
+            match_color=self.match_color,
+            smooth=self.smooth,
+            controls=self.controls,
+            keep_shadow=self.keep_shadow,
+        )
 
 
 @dataclass
@@ -80,6 +92,7 @@ class VideoResult:
     expected_frames: int | None = None
     align: AlignStats | None = None
     notes: list[str] = field(default_factory=list)
+    auto_plate: AutoPlate | None = None  # the plate built from the clip (plate="auto")
 
     @property
     def fps(self) -> float:
@@ -143,17 +156,86 @@ class VideoJob:
     source: Path
     info: VideoInfo
     outputs: list[OutputSpec]
-    plate: np.ndarray  # uint8 H×W×3 RGB, loaded once
+    plate: np.ndarray | None  # uint8 H×W×3 RGB, loaded once; None: built from the clip at run time
     options: VideoOptions
     background: Background | None = None  # for comp outputs
+    auto_plate: AutoPlate | None = None
+
+    @property
+    def auto(self) -> bool:
+        """The plate is to be built from the clip itself (``--plate auto``)."""
+        return self.plate is None
+
+    def build_plate(self, matter: Any) -> AutoPlate:
+        """Build the plate from the clip (the job's range) with ``matter``; write the plate outputs."""
+        from ..plate.auto import plate_from_subject_clip
+
+        opts = self.options
+        auto = dataclasses.replace(opts.auto_plate, align=opts.align)
+        result = plate_from_subject_clip(self.source, matter, options=auto, start=opts.start, end=opts.end, warn=False)
+        self.auto_plate, self.plate = result, result.plate
+        save_plate_outputs(result, opts.plate_outputs, force=opts.force)
+        return result
 
     def run(self, matter: Any) -> VideoResult:
         """Matte the video with ``matter`` (a :class:`cleanplate.Matter`: ``matte_tensor`` and ``device``).
 
+        With ``plate="auto"`` the plate is first built from the clip (:meth:`build_plate`); a
+        never-seen warning is a :class:`~cleanplate.plate.auto.NeverSeenWarning` and a note.
         Raises :class:`VideoInterrupted` on Ctrl-C (outputs kept as partial files); on any other
         failure the exception gets a ``partial`` attribute (the :class:`VideoResult` of what was kept).
         """
-        return _Run(matter, self).run()
+        if self.plate is None:
+            import warnings
+
+            from ..plate.auto import NeverSeenWarning
+
+            message = self.build_plate(matter).warning()
+            if message is not None:
+                warnings.warn(message, NeverSeenWarning, stacklevel=2)
+        elif self.options.plate_outputs:
+            save_plate_outputs(None, self.options.plate_outputs, force=self.options.force, plate=self.plate)
+        result = _Run(matter, self).run()
+        result.auto_plate = self.auto_plate
+        return result
+
+
+PLATE_OUTPUTS = ("plate", "confidence", "never_seen")
+
+
+def is_auto_plate(plate: object) -> bool:
+    """``plate="auto"`` (the CLI's ``--plate auto``; a file named auto is ``./auto``)."""
+    return isinstance(plate, (str, Path)) and str(plate) == "auto"
+
+
+def check_plate_outputs(outputs: dict[str, Path], auto: bool, force: bool) -> None:
+    """Refuse unknown kinds, a confidence/never_seen output without ``--plate auto``, and existing files."""
+    from ..io.atomic import check_output
+    from ..io.image import write_format
+
+    for kind, path in outputs.items():
+        if kind not in PLATE_OUTPUTS:
+            raise InputError(f"unknown plate output {kind!r}; use one of {', '.join(PLATE_OUTPUTS)}")
+        if kind != "plate" and not auto:
+            raise InputError(f"{kind}={path} needs --plate auto (the plate built from the clip)")
+        write_format(path)  # a known image extension
+        check_output(path, force)
+
+
+def save_plate_outputs(
+    result: AutoPlate | None, outputs: dict[str, Path], *, force: bool, plate: np.ndarray | None = None
+) -> list[Path]:
+    """Write the plate, the confidence map (grey) and the never-seen mask (white = never seen)."""
+    from ..io.image import write_image
+
+    images = {"plate": plate if result is None else result.plate}
+    if result is not None:
+        images["confidence"] = result.confidence
+        images["never_seen"] = result.never_seen
+    written = []
+    for kind, path in outputs.items():
+        written.append(write_image(path, images[kind], force=force))
+    return written
 
 
 def prepare_video(
@@ -165,19 +247,30 @@ def prepare_video(
     options: VideoOptions | None = None,
 ) -> VideoJob:
     """Check everything that can fail before any work and load the plate (image, clip, array or
-    the input's ``plate_frames``); the model is not needed yet."""
+    the input's ``plate_frames``); the model is not needed yet. ``plate="auto"`` builds the plate
+    from the clip itself when the job runs (:meth:`VideoJob.build_plate`)."""
     options = options or VideoOptions()
     source = Path(source)
     if options.batch_size is not None and options.batch_size < 1:
         raise InputError(f"batch size must be at least 1; got {options.batch_size}")
     options.frame.check()
+    auto = is_auto_plate(plate) and plate_frames is None
+    if auto:
+        options.auto_plate.check()
     info = probe(source)
     check_range(info, options.start, options.end)
     check_outputs(outputs, source, options.force)
-    image = load_plate(plate, source=source, frame_range=plate_frames)
+    check_plate_outputs(options.plate_outputs, auto, options.force)
     size = (info.height, info.width)
-    if not options.align:
+    image = None if auto else load_plate(plate, source=source, frame_range=plate_frames)  # type: ignore[arg-type]
+    if image is not None and not options.align:
         match_plate(image, size)  # another aspect fails here, before the model loads
+    for name in ("garbage", "holdout"):  # a mask of another aspect fails now, not at the first frame
+        mask = getattr(options.controls, name)
+        if mask is not None:
+            from .controls import read_mask
+
+            read_mask(mask, size, name)
     background = None
     if any(spec.kind == "comp" for spec in outputs):
         background = Background(options.background, size, loop=options.background_loop)
@@ -193,7 +286,7 @@ def process_video(
     plate_frames: tuple[int, int | None] | None = None,
     options: VideoOptions | None = None,
 ) -> VideoResult:
-    """Matte ``source`` against ``plate`` (image, clip, array) or the input's ``plate_frames``.
+    """Matte ``source`` against ``plate`` (image, clip, array, ``"auto"``) or the input's ``plate_frames``.
 
     ``prepare_video(...).run(matter)``: see :func:`prepare_video` and :meth:`VideoJob.run`.
     """
@@ -210,14 +303,16 @@ class _Run:
         self.cuda = self.device.type == "cuda"
         batch = job.options.batch_size or (4 if self.cuda else 1)
         self.options = dataclasses.replace(job.options, batch_size=batch)
-        self.kinds = sorted({spec.kind for spec in self.outputs})
+        self.kinds = sorted({(spec.kind, spec.preset.sample) for spec in self.outputs})
         self.first_pts: int | None = None
         self.first_time = 0.0
         self.time_base = self.info.time_base
         self.inferred = 0
         self.sinks: list[_Sink] = []
         self.notes: list[str] = []
-        self.step = FrameStep(matter, job.plate, self.size, self.options.frame)
+        assert job.plate is not None, "an auto plate is built before the run"
+        frame = dataclasses.replace(self.options.frame, shadow=any(spec.kind == "shadow" for spec in self.outputs))
+        self.step = FrameStep(matter, job.plate, self.size, frame)
         self.background = job.background
         self.background_t = None
         if self.background is not None and self.background.still is not None:
@@ -279,22 +374,22 @@ class _Run:
             src = batch.src if batch.src is not None else self._to_device(batch.images)
             images = batch.images.numpy() if self.step.aligner is not None else None
             mattes = self.step.matte(src, images)
-            results = {kind: self._render(kind, mattes, batch) for kind in self.kinds}
+            results = {(kind, sample): self._render(kind, mattes, batch, sample) for kind, sample in self.kinds}
             event = None
             if self.cuda:
                 event = torch.cuda.Event()
                 event.record()
             return results, event
 
-    def _render(self, kind: str, mattes: Mattes, batch: _Batch) -> Any:
-        """On CUDA: uint8 results rendered on the GPU, copied back asynchronously. On CPU: a callable
+    def _render(self, kind: str, mattes: Mattes, batch: _Batch, sample: str = "uint8") -> Any:
+        """On CUDA: results rendered on the GPU, copied back asynchronously. On CPU: a callable
         the encode thread runs, so compositing overlaps the next batch's inference."""
         bg = None
         if kind == "comp":
             bg = self.background_t if self.background_t is not None else self._to_device(batch.backgrounds)
         if self.cuda:
-            return self.step.render(kind, mattes, bg).to("cpu", non_blocking=True)
-        return functools.partial(self.step.render, kind, mattes, bg)
+            return self.step.render(kind, mattes, bg, sample).to("cpu", non_blocking=True)
+        return functools.partial(self.step.render, kind, mattes, bg, sample)
 
     @staticmethod
     def _encode(writer: FrameWriter, q: queue.Queue) -> None:
@@ -363,7 +458,8 @@ class _Run:
                     self._open_sinks()
                 results, event = self._infer(batch)
                 for sink in self.sinks:
-                    put_checked(sink.queue, (results[sink.writer.spec.kind], batch.pts, event), sink.worker)
+                    key = (sink.writer.spec.kind, sink.writer.spec.preset.sample)
+                    put_checked(sink.queue, (results[key], batch.pts, event), sink.worker)
                 self.inferred += len(batch)
                 bar.update(len(batch))
                 if self.options.on_batch is not None:
