@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -53,8 +54,18 @@ def cli() -> None:
     """Background matting with a clean plate: alpha, foreground and composites."""
 
 
+# oneDNN (torch's CPU convolutions) caches one compiled primitive per input shape, 1024 by default.
+# The refiner's patch count changes from frame to frame, so over a long video the cache (and the
+# process) kept growing; a small cache keeps memory flat in the video's length at no measurable
+# cost (benchmarks/video_memory.py). Read by oneDNN when torch first runs a primitive, so it is set
+# here, before any command imports torch; a value the user set is kept.
+ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+ONEDNN_CACHE_SIZE = "8"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user-facing errors into one line and an exit code."""
+    os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)
     from ..errors import CleanplateError
 
     try:
@@ -75,9 +86,17 @@ def main(argv: list[str] | None = None) -> None:
     except CleanplateError as exc:
         click.echo(f"cleanplate: error: {exc}", err=True)
         sys.exit(EXIT_USER_ERROR)
+    except MemoryError:
+        click.echo(
+            "cleanplate: error: not enough memory (try a smaller input, --batch-size 1 or --backbone-scale)", err=True
+        )
+        sys.exit(EXIT_USER_ERROR)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            click.echo(f"cleanplate: error: disk full while writing {exc.filename or 'output'}", err=True)
+            from ..io.atomic import final_path_for
+
+            where = f"cannot write {final_path_for(exc.filename)}: " if exc.filename else ""
+            click.echo(f"cleanplate: error: {where}no space left on device", err=True)
             sys.exit(EXIT_USER_ERROR)
         if exc.errno in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
             click.echo(f"cleanplate: error: {exc.strerror}: {exc.filename}", err=True)
