@@ -54,18 +54,37 @@ def cli() -> None:
     """Background matting with a clean plate: alpha, foreground and composites."""
 
 
-# oneDNN (torch's CPU convolutions) caches one compiled primitive per input shape, 1024 by default.
-# The refiner's patch count changes from frame to frame, so over a long video the cache (and the
-# process) kept growing; a small cache keeps memory flat in the video's length at no measurable
-# cost (benchmarks/video_memory.py). Read by oneDNN when torch first runs a primitive, so it is set
-# here, before any command imports torch; a value the user set is kept.
+# Memory flat in a video's length (benchmarks/video_memory.py). The refiner's patch count changes
+# from frame to frame, so every frame allocates tensors of new sizes, and:
+# - oneDNN (torch's CPU convolutions) caches one compiled primitive per input shape, 1024 by
+#   default: a small cache stops that growth. oneDNN reads the variable when torch first runs a
+#   primitive, so it is set before any command imports torch; a value the user set is kept.
+# - glibc raises its mmap threshold each time a large block is freed, after which tensors of
+#   ever-changing sizes come from the heap and fragment it: a fixed threshold keeps large
+#   tensors in their own mappings, returned to the system when freed.
 ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 ONEDNN_CACHE_SIZE = "8"
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, kept fixed
+
+
+def steady_memory() -> None:
+    """Set the two limits above for this process (see the comment); harmless where they do not apply."""
+    os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (glibc); also stops its dynamic adjustment
+    except (OSError, AttributeError):  # not glibc (musl): nothing to do
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning user-facing errors into one line and an exit code."""
-    os.environ.setdefault(ONEDNN_CACHE, ONEDNN_CACHE_SIZE)
+    steady_memory()
     from ..errors import CleanplateError
 
     try:
