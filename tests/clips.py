@@ -1,6 +1,6 @@
 """Short synthetic clips for the video, pipeline and live tests, built at test time.
 
-A ground-truth subject (VideoMatte fgr + alpha from ../shared/data, resized small) slides over a
+A ground-truth subject (VideoMatte fgr + alpha from tests/assets/data, resized small) slides over a
 background photo with a little sensor noise; an optional sine soundtrack (AAC) lasts as long as
 the video. The plate is the background itself, so the true matte of every frame is known.
 """
@@ -199,7 +199,7 @@ def clip_factory(tmp_path: Path, data_dir: Path):
 
 
 @pytest.fixture(scope="session")
-def fast_matter(reference_dir: Path):
+def fast_matter(seed7_ckpt: Path):
     """MattingRefine mobilenetv2 with the reference random weights, tuned for speed on tiny frames.
 
     Random weights give a noisy but deterministic matte: fine for plumbing (frames, timestamps,
@@ -208,7 +208,7 @@ def fast_matter(reference_dir: Path):
     import cleanplate
 
     return cleanplate.load(
-        reference_dir / "fixtures" / "mobilenetv2_seed7.pth",
+        seed7_ckpt,
         device="cpu",
         backbone_scale=0.25,
         refine_sample_pixels=2048,

@@ -1,8 +1,8 @@
 """The BGMv2 hands-on tutorial (../shared/seed/bgmv2_tutorial.md) runs as written against cleanplate.
 
-Changes from the text, all outside cleanplate: ``from cleanplate import MattingRefine`` instead of
-``from model import MattingRefine``; torchvision's ``to_tensor``/``to_pil_image`` replaced by the
-numpy equivalents below (cleanplate does not need torchvision); CPU instead of ``.cuda()``; the
+Changes from the text: only the imports (``from cleanplate import MattingRefine`` instead of
+``from model import MattingRefine``, ``from cleanplate.transforms import to_tensor, to_pil_image``
+instead of torchvision's, which cleanplate does not install); CPU instead of ``.cuda()``; the
 sample images resized small (multiples of 4) for speed; the reference checkpoint (random weights
 in the official layout) instead of ``pytorch_mobilenetv2.pth``.
 """
@@ -21,24 +21,16 @@ from cleanplate.samples import sample_pair
 SIZE = (320, 216)  # carpark is 1280x864: a quarter, both sides divisible by 4
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """torchvision.transforms.functional.to_tensor for RGB PIL images."""
-    return torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div(255)
-
-
-def to_pil_image(t: torch.Tensor) -> Image.Image:
-    """torchvision's to_pil_image for float CHW tensors (it multiplies by 255 and truncates)."""
-    arr = t.mul(255).byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-
-
-def test_tutorial_runs_as_written(reference_dir: Path):
-    weights = reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def test_tutorial_runs_as_written(seed7_ckpt: Path):
+    weights = seed7_ckpt
     src_path, bgr_path = sample_pair("carpark")
     beach_path = sample_pair("vtest")[1]
 
-    # ---- tutorial: load the model
+    # ---- tutorial: the imports (the only lines changed)
     from cleanplate import MattingRefine
+    from cleanplate.transforms import to_pil_image, to_tensor
+
+    # ---- tutorial: load the model
 
     device = torch.device("cpu")
     precision = torch.float32

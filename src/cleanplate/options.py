@@ -26,6 +26,11 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 PRECISION_ALIASES = {"float32": "fp32", "float16": "fp16"}  # also accepted by cleanplate.load
 
 
+# (long side up to, backbone scale) in order; larger frames get AUTO_SCALE_ABOVE
+AUTO_SCALES = ((1024, 0.5), (2560, 0.25))
+AUTO_SCALE_ABOVE = 0.125
+
+
 def auto_backbone_scale(height: int, width: int) -> float:
     """Backbone scale for a frame: the base network should see roughly 256–640 px on the long side.
 
@@ -34,11 +39,40 @@ def auto_backbone_scale(height: int, width: int) -> float:
     2560 → 1/4 (the BGMv2 setting for HD), above → 1/8 (4K).
     """
     long_side = max(height, width)
-    if long_side <= 1024:
-        return 0.5
-    if long_side <= 2560:
-        return 0.25
-    return 0.125
+    for limit, scale in AUTO_SCALES:
+        if long_side <= limit:
+            return scale
+    return AUTO_SCALE_ABOVE
+
+
+def describe_auto_scale() -> str:
+    """The rule of :func:`auto_backbone_scale` in words (for ``--help``): '1/2 up to 1024 px, ...'."""
+    from fractions import Fraction
+
+    parts = [f"{Fraction(scale)} up to {limit} px" for limit, scale in AUTO_SCALES]
+    return ", ".join([*parts, f"{Fraction(AUTO_SCALE_ABOVE)} above"])
+
+
+MIN_WORKING_PX = 4  # the base network must see at least this many pixels on each side
+
+
+def check_backbone_scale(scale: float, height: int, width: int, what: str = "backbone_scale") -> None:
+    """Refuse a scale that shrinks an ``height``×``width`` frame below :data:`MIN_WORKING_PX` per side.
+
+    The base network runs on the frame resized by ``scale`` (padded to a multiple of 4 first);
+    at 0 px it cannot run, and below a few pixels it sees nothing useful. ``what`` names the
+    option in the message (``--backbone-scale`` on the command line).
+    """
+    short = min(-(-int(height) // 4) * 4, -(-int(width) // 4) * 4)
+    if math.floor(short * scale) >= MIN_WORKING_PX:
+        return
+    smallest = MIN_WORKING_PX / short
+    low = int(math.floor(int(height) * scale)), int(math.floor(int(width) * scale))
+    hint = f"use at least {smallest:.3g}" if smallest <= 0.5 else "the image is too small for a fixed scale"
+    raise InputError(
+        f"{what} {scale:g} is too small for a {width}x{height} image: the base network would see "
+        f"{low[1]}x{low[0]} px (at least {MIN_WORKING_PX} px a side); {hint}, or leave it unset to choose by size"
+    )
 
 
 @dataclass(frozen=True)

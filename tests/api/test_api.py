@@ -20,8 +20,8 @@ from cleanplate.samples import sample_pair
 
 
 @pytest.fixture(scope="module")
-def ckpt(reference_dir: Path) -> Path:
-    return reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def ckpt(seed7_ckpt: Path) -> Path:
+    return seed7_ckpt
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,8 @@ def _one_line_error(code: int, err: str, *needles: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ckpt(reference_dir: Path) -> Path:
-    return reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def ckpt(seed7_ckpt: Path) -> Path:
+    return seed7_ckpt
 
 
 @pytest.mark.slow

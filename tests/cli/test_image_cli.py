@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def ckpt(reference_dir: Path) -> Path:
-    return reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def ckpt(seed7_ckpt: Path) -> Path:
+    return seed7_ckpt
 
 
 def _scene(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

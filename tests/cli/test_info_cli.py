@@ -13,8 +13,8 @@ from cleanplate.models.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
-def ckpt(reference_dir: Path) -> Path:
-    return reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def ckpt(seed7_ckpt: Path) -> Path:
+    return seed7_ckpt
 
 
 def run(capsys, *args) -> tuple[int, str, str]:

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def model_args(reference_dir: Path) -> list[str]:
-    weights = reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def model_args(seed7_ckpt: Path) -> list[str]:
+    weights = seed7_ckpt
     return ["-m", str(weights), "--backbone-scale", "1/4", "--sample-pixels", "2048", "--device", "cpu"]
 
 

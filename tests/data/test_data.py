@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cleanplate.data import perturb
 from cleanplate.data.procedural import _foliage, _lattice, procedural_subject
@@ -111,15 +112,46 @@ def test_split_and_licences() -> None:
     assert not license_allows_training("unstated (research benchmark)")
 
 
-def test_training_pool_never_contains_holdout_or_noncommercial(data_dir: Path) -> None:
-    subjects, backgrounds, sources = load_training_pool(
-        data_dir / "train" / "gt", [data_dir / "train" / "backgrounds"], long_side=64
-    )
+def _pool_dirs(data_dir: Path, tmp_path: Path) -> Path:
+    """The test assets plus two subjects training must never see: a held-out one, and one whose
+    licence is unstated (procedural stand-ins named like the real ones)."""
+    import json
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data_dir, root)
+    gt = root / "train" / "gt"
+    rng = np.random.default_rng(0)
+    for sid in ("am_GT99", "vm_valid_00011"):
+        Image.fromarray((rng.random((24, 16, 3)) * 255).astype(np.uint8)).save(gt / f"{sid}_fgr.png")
+        Image.fromarray(np.full((24, 16), 255, np.uint8)).save(gt / f"{sid}_pha.png")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["gt_subjects"].append({"id": "am_GT99", "license": "unstated (research benchmark)"})
+    manifest["gt_subjects"].append({"id": "vm_valid_00011", "license": "MIT"})
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+@pytest.mark.parametrize("which", ["assets", "shared"])
+def test_training_pool_never_contains_holdout_or_noncommercial(which: str, data_dir: Path, tmp_path: Path) -> None:
+    if which == "shared":
+        from tests.shared_paths import DATA
+
+        if not DATA.exists():
+            pytest.skip(f"{DATA} is absent (the full data set is checked when it is beside the checkout)")
+        root = DATA
+    else:
+        root = _pool_dirs(data_dir, tmp_path)
+    folder = root / "train" / "backgrounds"
+    subjects, backgrounds, sources = load_training_pool(root / "train" / "gt", [folder], long_side=64)
     ids = {s.id for s in subjects}
     assert ids and not any(is_holdout_subject(i) for i in ids)
     assert not any(i.startswith("am_") for i in ids)
     assert not any("skimage_brick" in s for s in sources)
-    assert len(backgrounds) == 34 - 6
+    every = [p for p in folder.iterdir() if p.suffix in (".jpg", ".png")]
+    assert len(backgrounds) == len(every) - sum(is_holdout_background(p.stem) for p in every) > 0
+    if which == "shared":
+        assert len(backgrounds) == 34 - 6
 
 
 def test_snap_alpha_removes_jpeg_veil() -> None:

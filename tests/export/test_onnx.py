@@ -148,9 +148,9 @@ def test_runtime_from_model_and_file(weights, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_load_with_onnxruntime_backend(reference_dir: Path) -> None:
+def test_load_with_onnxruntime_backend(seed7_ckpt: Path) -> None:
     """cleanplate.load(..., backend='onnxruntime') matches the torch backend (auto scale per size)."""
-    ckpt = reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+    ckpt = seed7_ckpt
     torch_matter = cleanplate.load(ckpt, device="cpu")
     ort_matter = cleanplate.load(ckpt, device="cpu", backend="onnxruntime")
     assert ort_matter.model is None

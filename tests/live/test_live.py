@@ -117,9 +117,9 @@ def test_sources_say_what_is_wrong(tmp_path: Path) -> None:
         open_source(str(tmp_path / "nothing.mp4"))
 
 
-def test_cli_headless_file_to_file(clip_factory, tmp_path: Path, reference_dir: Path, capsys) -> None:
+def test_cli_headless_file_to_file(clip_factory, tmp_path: Path, seed7_ckpt: Path, capsys) -> None:
     clip = clip_factory(n=8)
-    weights = reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+    weights = seed7_ckpt
     out = tmp_path / "live.mp4"
     args = [str(clip.path), "--no-preview", "-o", str(out), "--plate-delay", "0", "--plate-frames", "0:2"]
     args += ["--max-frames", "3", "-b", "blue", "-m", str(weights), "--sample-pixels", "2048", "--device", "cpu"]

@@ -20,13 +20,15 @@ from cleanplate.models.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from tests.shared_paths import REFERENCE
+from tests.weights import entries_for
 
 ENTRIES = [f"{arch}_{bb}" for arch in ("refine", "base") for bb in ("mobilenetv2", "resnet50", "resnet101")]
 
 
 @pytest.fixture(scope="module")
-def fixture_ckpt(reference_dir: Path) -> Path:
-    return reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+def fixture_ckpt(seed7_ckpt: Path) -> Path:
+    return seed7_ckpt
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +37,17 @@ def official_state(fixture_ckpt: Path) -> OrderedDict:
 
 
 @pytest.fixture(scope="module")
-def layouts(reference_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """Every official layout as meta tensors (keys and shapes only: free to build)."""
-    entries = json.loads((reference_dir / "checkpoint_keys.json").read_text())["entries"]
+def layouts() -> dict[str, dict[str, torch.Tensor]]:
+    """Every official layout as meta tensors (keys and shapes only: free to build).
+
+    From ../shared/reference/checkpoint_keys.json (listed from the original code) when present,
+    else from cleanplate's networks (test_parity checks that both agree).
+    """
+    keys = REFERENCE / "checkpoint_keys.json"
+    if keys.exists():
+        entries = json.loads(keys.read_text())["entries"]
+    else:
+        entries = {name: entries_for(name) for name in ENTRIES}
     return {
         name: OrderedDict((k, torch.empty(shape, device="meta")) for k, shape, _ in entries[name]) for name in ENTRIES
     }

@@ -229,11 +229,11 @@ def test_compiled_base_network_keeps_parity(weights) -> None:
     _assert_close(again, want, REFINE_NAMES, "compiled, second call: ")
 
 
-def test_load_uses_the_fast_path_by_default(reference_dir: Path) -> None:
+def test_load_uses_the_fast_path_by_default(seed7_ckpt: Path) -> None:
     import cleanplate
     from cleanplate.errors import InputError
 
-    ckpt = reference_dir / "fixtures" / "mobilenetv2_seed7.pth"
+    ckpt = seed7_ckpt
     fast = cleanplate.load(ckpt, device="cpu", backbone_scale=0.25)
     plain = cleanplate.load(ckpt, device="cpu", backbone_scale=0.25, fast=False)
     assert isinstance(fast._forward, FastMattingRefine) and fast.info["fast"]

@@ -8,6 +8,7 @@ module hides both: inputs of any size are padded (replicate) and cropped back, a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,10 +19,10 @@ from torch import nn
 
 from ..errors import InputError
 from ..io.image import ImageLike, as_rgb
-from ..options import auto_backbone_scale
+from ..options import auto_backbone_scale, check_backbone_scale
 from ..padding import crop_to, pad_to_multiple
 from ..plate.align import align_plate
-from ..plate.fit import match_plate
+from ..plate.fit import PlateWarning, match_greyscale, match_plate, misalignment_note
 from .matte import Matte
 
 
@@ -42,6 +43,24 @@ def _check_pair(src: torch.Tensor, bgr: torch.Tensor) -> None:
         raise InputError(f"src {tuple(src.shape)} and bgr {tuple(bgr.shape)} must have the same shape")
     if src.shape[0] < 1 or src.shape[2] < 1 or src.shape[3] < 1:
         raise InputError(f"src is empty: {tuple(src.shape)}")
+
+
+def _checked_pair(
+    frame: np.ndarray, plate: np.ndarray, *, align: bool, index: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cheap checks of a fitted plate that would otherwise give a silently wrong matte.
+
+    A greyscale frame gets a grey copy of a colour plate; a plate shifted against the frame (a
+    moved camera, without ``align``) is reported. Both warn (:class:`PlateWarning`).
+    """
+    plate, note = match_greyscale(plate, frame)
+    if note is not None:
+        warnings.warn(PlateWarning(note, index), stacklevel=3)
+    if not align:
+        note = misalignment_note(frame, plate)
+        if note is not None:
+            warnings.warn(PlateWarning(note, index), stacklevel=3)
+    return frame, plate
 
 
 class Matter:
@@ -90,6 +109,8 @@ class Matter:
             bgr = self._prepare(bgr)
             h, w = src.shape[-2:]
             if hasattr(self._forward, "backbone_scale"):
+                if self.backbone_scale is not None:  # a fixed scale must leave the base network a few pixels
+                    check_backbone_scale(self.backbone_scale, h, w)
                 self._forward.backbone_scale = self.scale_for(h, w)
             # BGMv2 needs multiples of 4; GuidedMatting wants one working cell per k×k block
             multiple = max(4, int(getattr(self._forward, "pad_multiple", 4)))
@@ -154,7 +175,7 @@ class Matter:
         shared_sized: dict[tuple[int, int], np.ndarray] = {}
         results: list[Matte] = []
         pending: list[tuple[np.ndarray, np.ndarray]] = []
-        for src, plate in zip(srcs, plate_list, strict=True):
+        for index, (src, plate) in enumerate(zip(srcs, plate_list, strict=True)):
             if one_plate and not align:  # decode the shared plate once, resize once per frame size
                 frame = as_rgb(src, what="source")
                 if shared_raw is None:
@@ -165,6 +186,7 @@ class Matter:
                 pair = (frame, shared_sized[key])
             else:
                 pair = self._pair_arrays(src, plate, align)
+            pair = _checked_pair(*pair, align=align, index=index if len(srcs) > 1 else None)
             if pending and (pending[0][0].shape != pair[0].shape or len(pending) >= batch_size):
                 results.extend(self._run_arrays(pending))
                 pending = []

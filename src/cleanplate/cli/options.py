@@ -13,7 +13,15 @@ from typing import Any, TypeVar
 
 import click
 
-from ..options import BACKBONES, BACKENDS, PRECISIONS, REFINE_MODES, RefineOptions  # noqa: F401 (BACKBONES: re-exported)
+from ..options import (  # noqa: F401 (BACKBONES: re-exported)
+    BACKBONES,
+    BACKENDS,
+    MIN_WORKING_PX,
+    PRECISIONS,
+    REFINE_MODES,
+    RefineOptions,
+    describe_auto_scale,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,8 +69,8 @@ def backbone_scale_option(f: F) -> F:
         "--backbone-scale",
         type=ScaleType(),
         default=None,
-        help="Resolution the base network sees, e.g. 1/4. [default: by size: 1/2 below 512 px, 1/4 up to 2560, "
-        "1/8 above]",
+        help="Resolution the base network sees, e.g. 1/4 (it must leave the base network at least "
+        f"{MIN_WORKING_PX} px a side). [default: by the long side: {describe_auto_scale()}]",
     )(f)
 
 

@@ -204,13 +204,22 @@ def command(
     )
     # Checked and loaded once (input, range, outputs, plate, background), all before the model loads.
     plate_arg: Any = "auto" if plate is not None and str(plate) == "auto" else plate
-    job = prepare_video(
-        source,
-        specs,
-        plate_arg,
-        plate_frames=None if plate_frames is None else frame_range(plate_frames),
-        options=options,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        job = prepare_video(
+            source,
+            specs,
+            plate_arg,
+            plate_frames=None if plate_frames is None else frame_range(plate_frames),
+            options=options,
+        )
+    for w in caught:
+        click.echo(f"cleanplate: warning: {source}: {w.message}", err=True)
+    if model_params.get("backbone_scale") is not None:
+        from ..options import check_backbone_scale
+
+        check_backbone_scale(model_params["backbone_scale"], job.info.height, job.info.width, "--backbone-scale")
+    _clean_stale_temps(specs)
     if not quiet and any(s.is_sequence for s in specs) and job.info.audio_codec and not no_audio:
         click.echo("cleanplate: note: PNG frame folders carry no audio", err=True)
     matter = load_matter(model_params)
@@ -232,6 +241,8 @@ def command(
         if note:
             click.echo(f"cleanplate: {note[2:]}", err=True)
         raise
+    for line in result.warnings:  # even with --quiet: the result is not what the input promised
+        click.echo(f"cleanplate: warning: {line}", err=True)
     if not quiet:
         _summary(result)
 
@@ -251,6 +262,18 @@ def _plate_warnings():
                     click.echo(f"cleanplate: warning: {w.message}", err=True)
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _clean_stale_temps(specs: list) -> None:
+    """Hidden temp files beside the outputs, left by a run that was killed (SIGKILL), are removed."""
+    from ..io.atomic import remove_stale_temp_files
+
+    removed, freed = remove_stale_temp_files(spec.path for spec in specs if not spec.is_sequence)
+    if removed:
+        click.echo(
+            f"cleanplate: note: removed {removed} temp file(s) ({freed / 2**20:.1f} MiB) left by an interrupted run",
+            err=True,
+        )
 
 
 def _summary(result: Any) -> None:

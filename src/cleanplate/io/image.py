@@ -7,6 +7,9 @@ actually have (paths, PIL images, gray/RGBA/float arrays) into that, with one-li
 from __future__ import annotations
 
 import os
+import re
+import struct
+import warnings
 from pathlib import Path
 from typing import TypeAlias
 
@@ -41,7 +44,65 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode ``path`` to uint8 H×W×3 RGB with the EXIF orientation applied (alpha is dropped)."""
-    return pil_to_rgb(open_image(path))
+    try:
+        return pil_to_rgb(open_image(path))
+    except MemoryError as exc:
+        raise InputError(f"{path}: not enough memory to decode this image{_size_note(path)}") from exc
+
+
+def _size_note(path: str | os.PathLike) -> str:
+    try:
+        h, w = image_size(path)
+    except (InputError, MemoryError):
+        return ""
+    return f" ({w}x{h}, {w * h * 3 / 2**20:.0f} MiB as RGB)"
+
+
+def _bomb_message(p: Path, exc: Exception) -> str:
+    found = [int(n) for n in re.findall(r"\d+", str(exc))]
+    pixels = (
+        f" ({found[0] / 1e6:.0f} Mpx, more than the {found[1] / 1e6:.0f} Mpx Pillow decodes safely)"
+        if len(found) >= 2
+        else ""
+    )
+    return f"{p}: image is too large to decode safely{pixels}"
+
+
+# EXIF orientations that swap width and height (transpose, rotate 90/270, transverse)
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def image_size(path: str | os.PathLike, *, verify: bool = False) -> tuple[int, int]:
+    """(height, width) as :func:`read_image` would return it (EXIF orientation applied), from the
+    header only; one :class:`InputError` line for files that are not images, too large ones, and
+    (with ``verify``) PNGs whose data is truncated or corrupt (a cheap check: no pixels decoded)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                w, h = img.size
+                fmt = img.format
+                orientation = img.getexif().get(0x0112, 1)
+            if verify and fmt == "PNG":
+                with Image.open(p) as img:
+                    img.verify()  # reads every chunk and checks its CRC; decodes nothing
+    except UnidentifiedImageError:
+        raise InputError(f"{p}: not an image file (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(_bomb_message(p, exc)) from None
+    except PermissionError:
+        raise InputError(f"{p}: permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{p}: truncated or corrupt image ({reason})") from None
+    if w < 1 or h < 1:
+        raise InputError(f"{p}: image is empty ({w}x{h})")
+    return (w, h) if orientation in _SWAPPING_ORIENTATIONS else (h, w)
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
@@ -52,13 +113,16 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     if p.is_dir():
         raise InputError(f"{p}: is a folder, not an image")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # above 2x the limit is an error
+            img = Image.open(p)
+        with img:
             img.load()  # decode now: truncated files fail here, not later
             return ImageOps.exif_transpose(img)
     except UnidentifiedImageError as exc:
         raise InputError(f"{p}: not an image file (or a format Pillow cannot read)") from exc
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{p}: image is too large to decode safely") from exc
+        raise InputError(_bomb_message(p, exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{p}: truncated or corrupt image ({reason})") from exc

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError, reason
-from .atomic import check_output, temp_path_for
+from .atomic import check_output, disk_full_error, is_disk_full, temp_path_for
 from .audio import AudioCarrier
 from .formats import MATTE_KINDS, OutputSpec, check_encoder, sequence_regex
 
@@ -82,6 +82,17 @@ def check_writable(spec: OutputSpec, force: bool) -> None:
     parent = next((p for p in folder.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot create output folder {folder}: {parent} is not a writable folder")
+
+
+@contextlib.contextmanager
+def _disk_full_names(final: Path) -> Iterator[None]:
+    """A full disk while encoding becomes one :class:`OutputError` naming the output, not its temp file."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc) and not isinstance(exc, OutputError):
+            raise disk_full_error(final) from exc
+        raise
 
 
 def _sequence_files(folder: Path, pattern: str) -> Iterator[Path]:
@@ -193,8 +204,9 @@ class VideoFileWriter:
         frame = self._frame(image)
         frame.pts = pts
         frame.time_base = self.time_base
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        with _disk_full_names(self.spec.path):
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
         self.frames += 1
         if self._audio is not None:
             self._audio_step(self._audio.mux_until, float(pts * self.time_base))
@@ -214,14 +226,16 @@ class VideoFileWriter:
         if container is None:
             return
         try:
-            for packet in self._stream.encode(None):
-                container.mux(packet)
-            if self._audio is not None:
-                self._audio_step(self._audio.finish if complete else self._audio.flush)
+            with _disk_full_names(self.spec.path):
+                for packet in self._stream.encode(None):
+                    container.mux(packet)
+                if self._audio is not None:
+                    self._audio_step(self._audio.finish if complete else self._audio.flush)
         finally:
             if self._audio is not None:
                 self._audio.close()
-            container.close()
+            with _disk_full_names(self.spec.path):
+                container.close()
 
     def finish(self) -> Path | None:
         """Flush, close and move the file to its final name; None when no frame was written."""
@@ -287,18 +301,28 @@ class SequenceWriter:
             image = image[:, :, 0]
         name = self.pattern % self.frames
         tmp = self.stage / f".tmp-{secrets.token_hex(3)}-{name}"
-        if self.spec.preset.codec == "exr":
-            from .exr import write_exr_file
+        try:  # written by Python, so a full disk is an OSError naming the frame, not a libpng line
+            if self.spec.preset.codec == "exr":
+                from .exr import write_exr_file
 
-            write_exr_file(tmp, image)
-        else:
-            if image.dtype != np.uint8:  # float frames: 16-bit PNG
-                image = np.rint(np.clip(image, 0, 1) * 65535).astype(np.uint16)
-            if image.ndim == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-            if not cv2.imwrite(str(tmp), image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
-                raise OutputError(f"cannot write {tmp}")
-        os.replace(tmp, self.stage / name)
+                write_exr_file(tmp, image)
+            else:
+                if image.dtype != np.uint8:  # float frames: 16-bit PNG
+                    image = np.rint(np.clip(image, 0, 1) * 65535).astype(np.uint16)
+                if image.ndim == 3:
+                    image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+                ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+                if not ok:
+                    raise OutputError(f"cannot write {self.spec.path / name}: the PNG encoder failed")
+                with open(tmp, "wb") as f:
+                    f.write(data.tobytes())
+            os.replace(tmp, self.stage / name)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if is_disk_full(exc):
+                raise disk_full_error(self.spec.path / name) from exc
+            raise OutputError(f"cannot write {self.spec.path / name}: {reason(exc)}") from exc
         self.frames += 1
 
     def finish(self) -> Path | None:

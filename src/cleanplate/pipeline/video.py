@@ -24,6 +24,7 @@ import queue
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from ..io.formats import OutputSpec
 from ..io.video_reader import VideoInfo, VideoReader, probe
 from ..io.video_writer import AudioSource, FrameWriter, check_writable, open_writer
 from ..plate.auto import AutoPlate, AutoPlateOptions
-from ..plate.fit import match_plate
+from ..plate.fit import PlateWarning, match_greyscale, match_plate, misalignment_note, to_grey_rgb
 from ..plate.load import load_plate
 from ..plate.track import AlignStats
 from .background import Background
@@ -93,6 +94,7 @@ class VideoResult:
     align: AlignStats | None = None
     notes: list[str] = field(default_factory=list)
     auto_plate: AutoPlate | None = None  # the plate built from the clip (plate="auto")
+    warnings: list[str] = field(default_factory=list)  # e.g. the input ended before its declared length
 
     @property
     def fps(self) -> float:
@@ -264,7 +266,8 @@ def prepare_video(
     size = (info.height, info.width)
     image = None if auto else load_plate(plate, source=source, frame_range=plate_frames)  # type: ignore[arg-type]
     if image is not None and not options.align:
-        match_plate(image, size)  # another aspect fails here, before the model loads
+        fitted = match_plate(image, size)  # another aspect fails here, before the model loads
+        image = _check_plate(image, fitted, source, options.start)
     for name in ("garbage", "holdout"):  # a mask of another aspect fails now, not at the first frame
         mask = getattr(options.controls, name)
         if mask is not None:
@@ -275,6 +278,33 @@ def prepare_video(
     if any(spec.kind == "comp" for spec in outputs):
         background = Background(options.background, size, loop=options.background_loop)
     return VideoJob(source, info, list(outputs), image, options, background)
+
+
+def _first_frame(source: Path, start: float | None) -> np.ndarray | None:
+    try:
+        with VideoReader(source, start=start) as reader:
+            for frame in reader:
+                return frame.image
+    except InputError:
+        return None
+    return None
+
+
+def _check_plate(image: np.ndarray, fitted: np.ndarray, source: Path, start: float | None) -> np.ndarray:
+    """Cheap checks on the first frame that would otherwise give a silently wrong matte (warned as
+    :class:`~cleanplate.plate.fit.PlateWarning`): a greyscale video gets a grey copy of a colour
+    plate; a plate shifted against the frame (without ``align``) is reported."""
+    first = _first_frame(source, start)
+    if first is None:
+        return image
+    _, note = match_greyscale(fitted, first)
+    if note is not None:
+        warnings.warn(PlateWarning(note), stacklevel=3)
+        image, fitted = to_grey_rgb(image), to_grey_rgb(fitted)
+    note = misalignment_note(first, fitted)
+    if note is not None:
+        warnings.warn(PlateWarning(note), stacklevel=3)
+    return image
 
 
 def process_video(
@@ -475,6 +505,9 @@ class _Run:
             bar.close()
             decoder.join(timeout=5)
         if result.complete:
+            short = self._shortfall(expected)
+            if short:
+                result.warnings.append(short)
             return result
         failure = failure or self._sink_error
         if interrupted or failure is None:
@@ -484,6 +517,26 @@ class _Run:
         raise failure
 
     _sink_error: BaseException | None = None
+
+    def _shortfall(self, expected: int | None) -> str | None:
+        """A warning when decoding ended well before the frame count the container declares (a cut file)."""
+        decoded = self.inferred
+        declared = self.info.frames
+        ranged = self.options.start is not None or self.options.end is not None
+        if declared and not ranged:
+            if decoded >= declared - 1:  # the container's count is exact, give or take an edit list
+                return None
+            want = declared
+        elif expected:
+            if decoded >= 0.9 * expected - 1:  # estimated from the duration: only a clear shortfall counts
+                return None
+            want = expected
+        else:
+            return None
+        return (
+            f"{self.info.path}: only {decoded} of the {want} frames its container declares could be decoded "
+            f"(the file looks truncated); the outputs hold those {decoded} frames"
+        )
 
     def _close(self, *, complete: bool, t0: float, expected: int | None) -> VideoResult:
         """Let every encoder finish its queue, then finish (rename) or abort (keep partial) each output."""

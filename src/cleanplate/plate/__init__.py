@@ -23,6 +23,7 @@ _LAZY = {
     "parse_frame_range": ".load",
     "aspect_matches": ".fit",
     "match_plate": ".fit",
+    "PlateWarning": ".fit",
     "ASPECT_TOLERANCE": ".fit",
     "Alignment": ".align",
     "AlignmentWarning": ".align",
@@ -41,6 +42,7 @@ __all__ = [
     "AlignmentWarning",
     "ColorMatcher",
     "PlateAligner",
+    "PlateWarning",
     "align_plate",
     "aspect_matches",
     "channel_gains",
@@ -56,7 +58,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .align import Alignment, AlignmentWarning, align_plate, estimate_homography
     from .color import ColorMatcher, channel_gains
-    from .fit import ASPECT_TOLERANCE, aspect_matches, match_plate
+    from .fit import ASPECT_TOLERANCE, PlateWarning, aspect_matches, match_plate
     from .geometry import trimmed_residual
     from .load import load_plate, parse_frame_range, plate_from_clip, temporal_median
     from .track import AlignStats, PlateAligner
