@@ -25,14 +25,9 @@ SAVE_KINDS = ("rgba", "alpha", "fgr", "comp", "err", "ref")
 def _parse_save(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
-    kinds = [k.strip().lower() for k in value.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in SAVE_KINDS]
-    if unknown or not kinds:
-        raise click.BadParameter(
-            f"unknown output {unknown[0] if unknown else value!r}; choose from {', '.join(SAVE_KINDS)}",
-            param_hint="'--save'",
-        )
-    return tuple(dict.fromkeys(kinds))
+    from .image import parse_save
+
+    return tuple(parse_save(value, SAVE_KINDS))
 
 
 @click.command("batch")

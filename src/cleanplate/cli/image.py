@@ -102,12 +102,14 @@ def match_plates(sources: Sequence[Path], plate_dir: Path) -> list[Path]:
     return plates
 
 
-def parse_save(value: str) -> list[str]:
+def parse_save(value: str, choices: Iterable[str] = OUTPUT_SUFFIX) -> list[str]:
+    """``--save rgba,comp`` → the kinds, in order, once each; one line naming the first unknown."""
+    choices = list(choices)
     kinds = [k.strip().lower() for k in value.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in OUTPUT_SUFFIX]
+    unknown = [k for k in kinds if k not in choices]
     if unknown or not kinds:
         raise click.BadParameter(
-            f"unknown output {unknown[0] if unknown else value!r}; choose from {', '.join(OUTPUT_SUFFIX)}",
+            f"unknown output {unknown[0] if unknown else value!r}; choose from {', '.join(choices)}",
             param_hint="'--save'",
         )
     return list(dict.fromkeys(kinds))

@@ -242,19 +242,7 @@ def load_checkpoint(path: str | os.PathLike, **model_kwargs: Any) -> tuple[nn.Mo
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
-    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
-    info = {
-        "path": str(path),
-        "format": header["format"],
-        "format_version": header["format_version"],
-        "architecture": arch,
-        "backbone": backbone,
-        "parameters": count_parameters(state),
-        "tensors": len(state),
-        "dtype": ",".join(dtypes),
-        "official_compatible": header["format"] == "official",
-        "meta": header["meta"],
-    }
+    info = _info(path, header, arch, backbone, state)
     return model, info
 
 
