@@ -72,15 +72,21 @@ def _bomb_message(p: Path, exc: Exception) -> str:
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 
 
-def image_size(path: str | os.PathLike, *, verify: bool = False) -> tuple[int, int]:
-    """(height, width) as :func:`read_image` would return it (EXIF orientation applied), from the
-    header only; one :class:`InputError` line for files that are not images, too large ones, and
-    (with ``verify``) PNGs whose data is truncated or corrupt (a cheap check: no pixels decoded)."""
+def _existing_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or one :class:`InputError` line when it is missing or a folder."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")
     if p.is_dir():
         raise InputError(f"{p}: is a folder, not an image")
+    return p
+
+
+def image_size(path: str | os.PathLike, *, verify: bool = False) -> tuple[int, int]:
+    """(height, width) as :func:`read_image` would return it (EXIF orientation applied), from the
+    header only; one :class:`InputError` line for files that are not images, too large ones, and
+    (with ``verify``) PNGs whose data is truncated or corrupt (a cheap check: no pixels decoded)."""
+    p = _existing_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -107,11 +113,7 @@ def image_size(path: str | os.PathLike, *, verify: bool = False) -> tuple[int, i
 
 def open_image(path: str | os.PathLike) -> Image.Image:
     """Open and fully decode an image file, turning every failure into one :class:`InputError`."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a folder, not an image")
+    p = _existing_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # above 2x the limit is an error

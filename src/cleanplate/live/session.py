@@ -51,14 +51,7 @@ class LiveOptions:
     @property
     def frame(self) -> FrameOptions:
         """The per-frame step's options."""
-        return FrameOptions(
-            align=self.align,
-            match_color=self.match_color,
-            smooth=self.smooth,
-            controls=self.controls,
-            keep_shadow=self.keep_shadow,
-            shadow=self.shadow,
-        )
+        return FrameOptions.of(self)
 
 
 @dataclass

@@ -198,21 +198,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     problem = first_mismatch(state, _expected_state(header["architecture"], backbone))
     if problem:
         raise CheckpointError(f"{path}: {problem} for {header['architecture']}({backbone})")
-    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
-    return {
-        "path": str(path),
-        "format": header["format"],
-        "format_version": header["format_version"],
-        "architecture": header["architecture"],
-        "backbone": backbone,
-        "parameters": count_parameters(state),
-        "tensors": len(state),
-        "dtype": ",".join(dtypes),
-        "bytes": Path(path).stat().st_size,
-        # the file itself loads in the original code: model.load_state_dict(torch.load(path))
-        "official_compatible": header["format"] == "official",
-        "meta": header["meta"],
-    }
+    return {**_info(path, header, header["architecture"], backbone, state), "bytes": Path(path).stat().st_size}
 
 
 def load_checkpoint(path: str | os.PathLike, **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
@@ -247,6 +233,8 @@ def load_checkpoint(path: str | os.PathLike, **model_kwargs: Any) -> tuple[nn.Mo
 
 
 def _info(path, header: dict, arch: str, backbone: str | None, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """What load and inspect report about a checkpoint (``official_compatible``: the file itself
+    loads in the original code, ``model.load_state_dict(torch.load(path))``)."""
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in state.values() if v.is_floating_point()})
     return {
         "path": str(path),

@@ -10,7 +10,7 @@ kind in :meth:`FrameStep.render`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,11 @@ class FrameOptions:
     controls: MatteControls = field(default_factory=MatteControls)  # choke, feather, levels, masks
     shadow: bool = False  # compute the shadow layer (a shadow output asks for it; keep_shadow implies it)
     keep_shadow: float = 0.0  # multiply the shadow into composites, at this strength in [0, 1]
+
+    @classmethod
+    def of(cls, options: Any) -> FrameOptions:
+        """The step's options taken by name from a job's options (video, live); missing ones default."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)})
 
     def check(self) -> FrameOptions:
         if not 0.0 <= self.smooth < 1.0:

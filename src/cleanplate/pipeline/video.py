@@ -73,13 +73,7 @@ class VideoOptions:
     @property
     def frame(self) -> FrameOptions:
         """The per-frame step's options."""
-        return FrameOptions(
-            align=self.align,
-            match_color=self.match_color,
-            smooth=self.smooth,
-            controls=self.controls,
-            keep_shadow=self.keep_shadow,
-        )
+        return FrameOptions.of(self)
 
 
 @dataclass

@@ -202,10 +202,8 @@ class GuidedMatting(nn.Module):
             k > 1
             and not torch.is_grad_enabled()
             and not torch.jit.is_tracing()
-            and h % k == 0
+            and h % k == 0  # then the working grid is exactly (h/k, w/k): one cell per k×k block
             and w % k == 0
-            and h // k == pha_sm.shape[-2]
-            and w // k == pha_sm.shape[-1]
         )
         edges = _edges_in_cells if patched else _edges_dense
         pha, fgr = edges(src, bgr, f["beta"], alpha_up, maps, k)
