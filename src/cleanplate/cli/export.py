@@ -26,6 +26,7 @@ DEFAULT_SCALE = 0.25
 def _build(model, backbone, base_only, options):
     """The network to export: from a checkpoint / built-in name, or random weights for --backbone alone."""
     from ..errors import InputError
+    from ..models.guided import GuidedMatting
     from ..models.matting import MattingBase, MattingRefine
 
     scale = options.pop("backbone_scale", None)
@@ -43,8 +44,14 @@ def _build(model, backbone, base_only, options):
         if backbone is not None:
             options["backbone"] = backbone
         net = load(model, device="cpu", **options).model
-        if net is None or not isinstance(net, MattingBase):
+        if net is None or not isinstance(net, (MattingBase, GuidedMatting)):
             raise InputError(f"model {model or 'default'!r} is not a neural network; nothing to export")
+        if isinstance(net, GuidedMatting):
+            if base_only:
+                raise InputError("--base-only applies to BGMv2 models; the plate-guided model has no base network")
+            if scale is not None:
+                net.backbone_scale = float(scale)
+            return net
         if base_only:
             from ..export.common import base_only as to_base
 
@@ -91,11 +98,11 @@ def command(
     no_check: bool,
     force: bool,
 ) -> None:
-    """Export a MattingRefine / MattingBase model to ONNX or TorchScript.
+    """Export the plate-guided default, a MattingRefine or a MattingBase model to ONNX or TorchScript.
 
     --backbone-scale, --refine-mode, --sample-pixels and --threshold are fixed in the exported
-    graph (backbone scale default 1/4). Batch, height and width stay dynamic (MattingRefine: H, W
-    divisible by 4).
+    graph (BGMv2 backbone scale default 1/4; the plate-guided model keeps its own, 1/2, and has no
+    refiner options). Batch, height and width stay dynamic (MattingRefine: H, W divisible by 4).
     """
     from ..io.atomic import check_output
     from .options import refine_kwargs
@@ -103,7 +110,8 @@ def command(
     check_output(out, force)  # before loading anything
     options = refine_kwargs(backbone_scale, refine_mode, sample_pixels, threshold)
     net = _build(model, backbone, base_only, options)
-    click.echo(f"exporting {type(net).__name__}({net.backbone_name}) to {format} ...", err=True)
+    name = getattr(net, "backbone_name", None)
+    click.echo(f"exporting {type(net).__name__}{f'({name})' if name else ''} to {format} ...", err=True)
     if format == "onnx":
         from ..export.onnx import export_onnx
 

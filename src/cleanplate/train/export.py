@@ -10,11 +10,23 @@ from ..errors import CheckpointError
 
 
 def initial_weights(init: str) -> dict[str, torch.Tensor]:
-    """State dict to start from: 'default' (shipped model) or any checkpoint path."""
+    """State dict to start from: a built-in name ('default'), a model checkpoint or a training state.
+
+    A training state (``runs/<name>/last.pt`` or a copy of it) gives its model's weights, so a
+    second stage can start from a named step of the first without exporting it first.
+    """
     from ..models.checkpoint import load_checkpoint
     from ..models.registry import checkpoint_path
 
-    model, _ = load_checkpoint(checkpoint_path(init))
+    path = checkpoint_path(init)
+    if Path(path).is_file():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # not a torch file at all: load_checkpoint says why in one line
+            state = None
+        if isinstance(state, dict) and "model" in state and "config" in state and "step" in state:
+            return state["model"]
+    model, _ = load_checkpoint(path)
     return model.state_dict()
 
 

@@ -1,0 +1,170 @@
+"""Register a handheld plate onto its frame inside the model: robust coarse-to-fine Lucas–Kanade.
+
+A handheld plate is off by a few pixels, a fraction of a degree and a percent of scale; after
+that any per-pixel plate difference lights up along every background edge. :func:`register`
+estimates the affine map (and a grey-level gain and offset, for exposure drift) that carries the
+plate onto the frame:
+
+- Gauss–Newton on the grey images over a 2× average pyramid, coarsest level first, so shifts of
+  ten working pixels are a pixel or less where the search starts;
+- the subject is not part of the plate, so every iteration reweights the residuals (Tukey, scale
+  from the weighted mean residual) and pixels whose warped position falls outside the plate count
+  for nothing;
+- the map is kept only where it explains the background better than the identity (the weighted
+  residual at the finest level drops by :data:`MIN_GAIN`), so an aligned plate stays exactly as it
+  is and a failed fit falls back to it.
+
+The map is in ``grid_sample``'s normalised coordinates (``align_corners=False``), so one map holds
+for every resolution of the same frame: estimated at the working grid, applied at full resolution.
+Only fixed-size tensor arithmetic (the 8×8 normal equations by unrolled elimination), so it runs
+under tracing and exports to ONNX.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MIN_SIDE = 40  # the pyramid stops before a level's short side gets below this
+MAX_SIDE = 512  # the finest level: larger working grids are averaged down to this first (speed)
+ITERS = (8, 5, 3, 2)  # Gauss–Newton iterations per level, coarsest first; finer levels reuse the last
+MIN_GAIN = 0.9  # keep the map only if the robust residual falls below this fraction of the identity's
+DAMPING = 1e-3  # Levenberg–Marquardt: relative weight of the Hessian diagonal added to itself
+N_PARAMS = 8  # six affine terms, grey gain, grey offset
+
+
+def identity(b: int, like: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 3) identity maps."""
+    eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=like.dtype, device=like.device)
+    return eye.expand(b, 2, 3).clone()
+
+
+def _grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``affine_grid(theta, (B, C, h, w))`` written out (ONNX has no affine grid before opset 20)."""
+    x, y = _coords(h, w, theta)
+    t = theta.reshape(-1, 6, 1, 1)
+    gx = t[:, 0:1] * x + t[:, 1:2] * y + t[:, 2:3]
+    gy = t[:, 3:4] * x + t[:, 4:5] * y + t[:, 5:6]
+    return torch.cat([gx, gy], dim=1).permute(0, 2, 3, 1)
+
+
+def warp(img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``img`` (the plate) sampled at the frame's pixels mapped by ``theta``; borders replicated."""
+    grid = _grid(theta, img.shape[-2], img.shape[-1])
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def _solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve (B, n, n) x = (B, n) for symmetric positive definite ``a`` by unrolled elimination."""
+    n = a.shape[-1]
+    m = torch.cat([a, b.unsqueeze(-1)], dim=-1)
+    rows = [m[:, i] for i in range(n)]
+    for i in range(n):
+        pivot = rows[i][:, i : i + 1]
+        pivot = torch.where(pivot.abs() < 1e-12, torch.full_like(pivot, 1e-12), pivot)
+        rows[i] = rows[i] / pivot
+        for j in range(n):
+            if j != i:
+                rows[j] = rows[j] - rows[j][:, i : i + 1] * rows[i]
+    return torch.stack([r[:, n] for r in rows], dim=1)
+
+
+def _coords(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised pixel-centre coordinates (1, 1, H, W) each, ``align_corners=False``."""
+    xs = (torch.arange(w, dtype=like.dtype, device=like.device) * 2 + 1) / w - 1
+    ys = (torch.arange(h, dtype=like.dtype, device=like.device) * 2 + 1) / h - 1
+    return xs.view(1, 1, 1, w).expand(1, 1, h, w), ys.view(1, 1, h, 1).expand(1, 1, h, w)
+
+
+def _residual(frame: torch.Tensor, plate: torch.Tensor, theta: torch.Tensor, photo: torch.Tensor):
+    """Warped plate, its validity (inside the plate) and the residual to the frame."""
+    h, w = frame.shape[-2:]
+    grid = _grid(theta, h, w)
+    warped = F.grid_sample(plate, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    inside = ((grid.abs() < 1 - 2.0 / min(h, w)).all(-1)).unsqueeze(1).to(frame.dtype)
+    gain, offset = photo[:, 0].view(-1, 1, 1, 1), photo[:, 1].view(-1, 1, 1, 1)
+    return warped, inside, gain * warped + offset - frame
+
+
+def _scale(r: torch.Tensor, wts: torch.Tensor) -> torch.Tensor:
+    """Tukey's scale (4.685 sigma) from the mean absolute residual under weights ``wts`` (B, 1, 1, 1)."""
+    return 4.685 * 1.25 * (wts * r.abs()).sum((2, 3), keepdim=True) / wts.sum((2, 3), keepdim=True).clamp_min(1.0)
+
+
+def _robust_weights(r: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """Tukey weights of residuals ``r``, scale from the mean residual under ``prior`` weights."""
+    u = r / _scale(r, prior).clamp(0.01, 0.1)
+    return torch.where(u.abs() < 1, (1 - u * u) ** 2, torch.zeros_like(u))
+
+
+def _cost(r: torch.Tensor, inside: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Mean Tukey loss (bounded: the subject counts as a constant) over pixels inside the plate."""
+    u = (r / scale).clamp(-1, 1)
+    rho = 1 - (1 - u * u) ** 3
+    return (rho * inside).sum((1, 2, 3)) / inside.sum((1, 2, 3)).clamp_min(1.0)
+
+
+def _step(frame, plate, theta, photo, wts):
+    """One reweighted Gauss–Newton step: new map, new photometric terms, new weights."""
+    b, _, h, w = frame.shape
+    warped, inside, r = _residual(frame, plate, theta, photo)
+    wts = _robust_weights(r, wts * inside) * inside
+    gain = photo[:, 0].view(-1, 1, 1, 1)
+    p = F.pad(warped, (1, 1, 1, 1), mode="replicate")
+    gu = (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2]) * 0.5 * (w / 2) * gain  # d/du in normalised units
+    gv = (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1]) * 0.5 * (h / 2) * gain
+    x, y = _coords(h, w, frame)
+    jac = torch.cat([gu * x, gu * y, gu, gv * x, gv * y, gv, warped, torch.ones_like(warped)], dim=1)  # (B, 8, H, W)
+    jw = jac * wts
+    hess = torch.einsum("bihw,bjhw->bij", jw, jac)
+    grad = (jw * r).sum((2, 3))
+    eye = torch.eye(N_PARAMS, dtype=hess.dtype, device=hess.device)
+    diag = (hess * eye).sum(-1, keepdim=True)  # (B, 8, 1); no diagonal/diag_embed: ONNX has neither
+    hess = hess + eye * (DAMPING * diag + 1e-9)
+    delta = _solve(hess, -grad)
+    theta = theta + delta[:, :6].view(b, 2, 3)
+    photo = photo + delta[:, 6:]
+    return theta, photo, wts
+
+
+def _pyramid(x: torch.Tensor) -> list[torch.Tensor]:
+    while max(x.shape[-2:]) > MAX_SIDE:
+        x = F.avg_pool2d(x, 2)
+    levels = [x]
+    while min(levels[-1].shape[-2:]) // 2 >= MIN_SIDE and len(levels) < len(ITERS):
+        levels.append(F.avg_pool2d(levels[-1], 2))
+    return levels[::-1]  # coarsest first
+
+
+def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
+    """The (B, 2, 3) map from frame to plate coordinates that aligns ``bgr`` onto ``src`` (identity if none helps).
+
+    ``warp(bgr, register(src, bgr))`` is the registered plate. No gradients flow through the estimate.
+    """
+    with torch.no_grad(), torch.autocast(src.device.type, enabled=False):
+        frame, plate = _grey(src.float()), _grey(bgr.float())
+        b = frame.shape[0]
+        theta = identity(b, frame)
+        photo = torch.tensor([1.0, 0.0], dtype=frame.dtype, device=frame.device).expand(b, 2).clone()
+        frames, plates = _pyramid(frame), _pyramid(plate)
+        for level, (fr, pl) in enumerate(zip(frames, plates, strict=True)):
+            wts = torch.ones_like(fr)
+            for _ in range(ITERS[level]):
+                theta, photo, wts = _step(fr, pl, theta, photo, wts)
+        # Keep the map only where it explains the background clearly better than the identity.
+        fr, pl = frames[-1], plates[-1]
+        ident = identity(b, fr)
+        _, inside0, r0 = _residual(fr, pl, ident, photo)  # the same exposure terms: only the geometry is judged
+        _, inside1, r1 = _residual(fr, pl, theta, photo)
+        # Both judged at the noise level the fit reached on the background (the fit's own weights):
+        # background that fits costs little, misregistered edges and the subject cost ~1 each.
+        wts1 = _robust_weights(r1, wts * inside1) * inside1
+        scale = _scale(r1, wts1).clamp_min(0.004)
+        better = _cost(r1, inside1, scale) < MIN_GAIN * _cost(r0, inside0, scale)
+        sane = (theta - ident).abs().amax((1, 2)) < 0.2  # a few percent of rotation/scale, a tenth of the frame
+        keep = (better & sane & torch.isfinite(theta).all(-1).all(-1)).view(b, 1, 1)
+        return torch.where(keep, theta, ident)
