@@ -131,3 +131,21 @@ def test_plate_texture_cuts_subject_textures_from_the_plate(data_dir: Path) -> N
     inside = b["pha"] > 0.2
     assert inside.any() and not np.array_equal(a["src"], b["src"])
     assert b["src"].shape == (64, 64, 3) and b["src"].min() >= 0 and b["src"].max() <= 1
+
+
+def test_init_from_a_training_state_takes_its_model_weights(tmp_path) -> None:
+    """A second stage starts from a named step of the first (``--init runs/x/step690.pt``)."""
+    from cleanplate.errors import CheckpointError
+    from cleanplate.models.guided import GuidedMatting
+    from cleanplate.train.export import initial_weights
+
+    model = GuidedMatting()
+    torch.nn.init.constant_(model.net.head.bias, 0.25)
+    state = {"stage": 0, "step": 690, "model": model.state_dict(), "optimizer": {}, "config": {"name": "x"}}
+    path = tmp_path / "step690.pt"
+    torch.save(state, path)
+    weights = initial_weights(str(path))
+    assert torch.equal(weights["net.head.bias"], model.net.head.bias)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        initial_weights(str(tmp_path / "junk.pt"))
