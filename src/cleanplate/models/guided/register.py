@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 MIN_SIDE = 40  # the pyramid stops before a level's short side gets below this
 MAX_SIDE = 512  # the finest level: larger working grids are averaged down to this first (speed)
-ITERS = (8, 5, 3, 2)  # Gauss–Newton iterations per level, coarsest first; finer levels reuse the last
+ITERS = (2, 3, 5, 8)  # Gauss–Newton iterations per level, finest first (fine levels cost the most)
 MIN_GAIN = 0.9  # keep the map only if the robust residual falls below this fraction of the identity's
 DAMPING = 1e-3  # Levenberg–Marquardt: relative weight of the Hessian diagonal added to itself
 N_PARAMS = 8  # six affine terms, grey gain, grey offset
@@ -59,7 +59,12 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 
 
 def _solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Solve (B, n, n) x = (B, n) for symmetric positive definite ``a`` by unrolled elimination."""
+    """Solve (B, n, n) x = (B, n) for symmetric positive definite ``a``.
+
+    LAPACK when running eagerly; unrolled elimination when traced or exported (ONNX has no solver).
+    """
+    if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        return torch.linalg.solve(a, b)
     n = a.shape[-1]
     m = torch.cat([a, b.unsqueeze(-1)], dim=-1)
     rows = [m[:, i] for i in range(n)]
@@ -153,7 +158,7 @@ def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
         frames, plates = _pyramid(frame), _pyramid(plate)
         for level, (fr, pl) in enumerate(zip(frames, plates, strict=True)):
             wts = torch.ones_like(fr)
-            for _ in range(ITERS[level]):
+            for _ in range(ITERS[len(frames) - 1 - level]):
                 theta, photo, wts = _step(fr, pl, theta, photo, wts)
         # Keep the map only where it explains the background clearly better than the identity.
         fr, pl = frames[-1], plates[-1]
