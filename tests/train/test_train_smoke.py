@@ -149,3 +149,32 @@ def test_init_from_a_training_state_takes_its_model_weights(tmp_path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         initial_weights(str(tmp_path / "junk.pt"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_steps_done(smoke_config: Path, monkeypatch) -> None:
+    """Interrupted at step 2 of stage 0: last.pt holds step 1 exactly, and a resume goes on from there."""
+    import cleanplate.train.loop as loop
+
+    cfg = load_config(smoke_config)
+    calls = {"n": 0}
+    real = loop.base_loss
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "base_loss", flaky)
+    logs: list[str] = []
+    trainer = Trainer(cfg, log=logs.append)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    state = torch.load(trainer.last_path, weights_only=True)
+    assert (state["stage"], state["step"]) == (0, 1)
+    assert any("interrupted at stage 0 step 1" in m for m in logs)
+    monkeypatch.setattr(loop, "base_loss", real)
+    logs.clear()
+    Trainer(cfg, log=logs.append).run()
+    assert any("resuming stage 0 at step 1" in m for m in logs)

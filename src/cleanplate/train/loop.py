@@ -131,42 +131,49 @@ class Trainer:
         loss_fn = base_loss if stage.kind == "base" else refine_loss  # guided: same 6 outputs as refine
         amp = self._autocast()
         last_save, t0, first_step = time.monotonic(), time.monotonic(), step
-        for batch in loader:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, stage)
-            src, bgr, pha, fgr = (batch[k].to(self.device, non_blocking=True) for k in ("src", "bgr", "pha", "fgr"))
-            if cfg.channels_last:
-                src, bgr = (
-                    src.contiguous(memory_format=torch.channels_last),
-                    bgr.contiguous(memory_format=torch.channels_last),
-                )
-            with amp:
-                outputs = model(src, bgr)
-            outputs = tuple(o.float() for o in outputs)
-            loss, terms = loss_fn(outputs, pha, fgr)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % cfg.log_every == 0 or step == stage.steps:
-                rate = (step - first_step) / (time.monotonic() - t0)
-                eta = (stage.steps - step) / max(rate, 1e-9)
-                parts = " ".join(f"{k}={float(v.detach()):.4f}" for k, v in terms.items())
-                self.log(
-                    f"stage {index} ({stage.kind}) step {step}/{stage.steps} loss={float(loss.detach()):.4f} {parts} "
-                    f"lr={lr_at(step, stage):.2e} {rate:.2f} it/s eta {eta / 60:.1f} min"
-                )
-                self._write_log(
-                    {
-                        "stage": index,
-                        "step": step,
-                        "loss": float(loss.detach()),
-                        **{k: float(v.detach()) for k, v in terms.items()},
-                    }
-                )
-            if time.monotonic() - last_save > cfg.save_every_s or step == stage.steps:
-                _atomic_save(self._state(index, step, model, opt), self.last_path)
-                last_save = time.monotonic()
+        try:
+            for batch in loader:
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, stage)
+                src, bgr, pha, fgr = (batch[k].to(self.device, non_blocking=True) for k in ("src", "bgr", "pha", "fgr"))
+                if cfg.channels_last:
+                    src, bgr = (
+                        src.contiguous(memory_format=torch.channels_last),
+                        bgr.contiguous(memory_format=torch.channels_last),
+                    )
+                with amp:
+                    outputs = model(src, bgr)
+                outputs = tuple(o.float() for o in outputs)
+                loss, terms = loss_fn(outputs, pha, fgr)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if step % cfg.log_every == 0 or step == stage.steps:
+                    rate = (step - first_step) / (time.monotonic() - t0)
+                    eta = (stage.steps - step) / max(rate, 1e-9)
+                    parts = " ".join(f"{k}={float(v.detach()):.4f}" for k, v in terms.items())
+                    self.log(
+                        f"stage {index} ({stage.kind}) step {step}/{stage.steps} "
+                        f"loss={float(loss.detach()):.4f} {parts} "
+                        f"lr={lr_at(step, stage):.2e} {rate:.2f} it/s eta {eta / 60:.1f} min"
+                    )
+                    self._write_log(
+                        {
+                            "stage": index,
+                            "step": step,
+                            "loss": float(loss.detach()),
+                            **{k: float(v.detach()) for k, v in terms.items()},
+                        }
+                    )
+                if time.monotonic() - last_save > cfg.save_every_s or step == stage.steps:
+                    _atomic_save(self._state(index, step, model, opt), self.last_path)
+                    last_save = time.monotonic()
+        except KeyboardInterrupt:
+            # Ctrl-C: keep every finished step, so --resume goes on from here and not the last timed save.
+            _atomic_save(self._state(index, step, model, opt), self.last_path)
+            self.log(f"interrupted at stage {index} step {step}; saved {self.last_path} (resume to go on)")
+            raise
         final = (
             self._state(index + 1, 0, model, opt)
             if index + 1 < len(cfg.stages)
