@@ -73,3 +73,16 @@ def test_cli_refuses_base_only_for_the_guided_model(capsys, tmp_path: Path) -> N
     err = capsys.readouterr().err
     assert exc.value.code != 0 and "Traceback" not in err and "--base-only" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_onnxruntime_backend_runs_the_default_model() -> None:
+    """``load("default", backend="onnxruntime")``: the same matte as PyTorch on a handheld pair."""
+    from cleanplate.api import load
+
+    src, bgr = _handheld_pair()
+    to_np = lambda t: (t[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # noqa: E731
+    want = load("default", device="cpu").matte(to_np(src), to_np(bgr)).alpha
+    got = load("default", device="cpu", backend="onnxruntime").matte(to_np(src), to_np(bgr)).alpha
+    assert got.shape == want.shape == (192, 256)
+    assert np.abs(got - want).max() < 2e-2 and np.abs(got - want).mean() < 1e-3
