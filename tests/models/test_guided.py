@@ -143,3 +143,13 @@ def test_optimized_copy_matches_and_leaves_the_model_alone() -> None:
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     for g, w in zip(got, want, strict=True):
         assert (g - w).abs().max() < 1e-4
+
+
+def test_the_error_map_learns_from_its_zero_start() -> None:
+    """The error channel starts at exactly zero; its gradient there must not vanish (abs() had 0)."""
+    src, plate, alpha = _scene()
+    model = GuidedMatting()
+    err_sm = model(src, plate)[4]
+    assert torch.equal(err_sm, torch.zeros_like(err_sm))
+    (err_sm - 0.3).square().mean().backward()
+    assert model.net.head.weight.grad[GuidedMatting.ERR_CHANNEL].abs().sum() > 0

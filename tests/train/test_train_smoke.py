@@ -178,3 +178,25 @@ def test_ctrl_c_saves_the_steps_done(smoke_config: Path, monkeypatch) -> None:
     logs.clear()
     Trainer(cfg, log=logs.append).run()
     assert any("resuming stage 0 at step 1" in m for m in logs)
+
+
+@pytest.mark.slow
+def test_guided_then_error_channel_stage(smoke_config: Path, tmp_path: Path) -> None:
+    """A ``guided`` stage, then ``guided_error``: only the error channel moves, and it leaves zero."""
+    text = smoke_config.read_text()
+    text = text[: text.index("[[stages]]")] + (
+        '[[stages]]\nkind = "guided"\nsteps = 2\nbatch_size = 2\nsize = [64, 64]\n\n'
+        '[[stages]]\nkind = "guided_error"\nsteps = 4\nbatch_size = 2\nsize = [64, 64]\nlr = 1e-2\nwarmup = 0\n'
+    )
+    text = text.replace("bf16 = true", "bf16 = false")
+    path = tmp_path / "guided.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    trainer = Trainer(cfg, log=lambda m: None)
+    trainer.run()
+    first = torch.load(tmp_path / "smoke" / "stage0.pt", weights_only=True)["model"]
+    final = torch.load(trainer.last_path, weights_only=True)["model"]
+    changed = [k for k in first if not torch.equal(first[k], final[k])]
+    assert changed == ["net.head.weight", "net.head.bias"], changed  # BatchNorm statistics kept too
+    assert torch.equal(first["net.head.weight"][:5], final["net.head.weight"][:5])
+    assert not torch.equal(first["net.head.weight"][5], final["net.head.weight"][5])

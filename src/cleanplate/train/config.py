@@ -8,13 +8,15 @@ from pathlib import Path
 
 from ..errors import InputError
 
-STAGE_KINDS = ("base", "refine", "guided")
+STAGE_KINDS = ("base", "refine", "guided", "guided_error")
 
 
 @dataclass
 class StageConfig:
     """One stage: ``base`` trains MattingBase; ``refine`` trains MattingRefine end to end;
-    ``guided`` trains the plate-guided GuidedMatting (the default model) end to end."""
+    ``guided`` trains the plate-guided GuidedMatting (the default model) end to end;
+    ``guided_error`` fits only its error-map channel on the frozen network (BatchNorm statistics
+    kept), so a finished model gains a calibrated error map without any other output moving."""
 
     kind: str = "base"
     steps: int = 3000

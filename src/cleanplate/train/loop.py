@@ -26,7 +26,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
-    if stage.kind == "guided":
+    if stage.kind in ("guided", "guided_error"):
         return GuidedMatting(backbone_scale=stage.backbone_scale)
     if stage.kind == "base":
         return MattingBase(cfg.backbone)
@@ -36,6 +36,19 @@ def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
         refine_mode="sampling",
         refine_sample_pixels=stage.sample_pixels,
     )
+
+
+def _error_channel_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
+    """Freeze everything but the error channel of the head (eval-mode BatchNorm); its parameters."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = model.net.head
+    mask = torch.zeros(head.out_channels, device=head.weight.device)
+    mask[GuidedMatting.ERR_CHANNEL] = 1
+    head.weight.requires_grad_(True).register_hook(lambda g: g * mask.view(-1, 1, 1, 1))
+    head.bias.requires_grad_(True).register_hook(lambda g: g * mask)
+    return [head.weight, head.bias]
 
 
 def lr_at(step: int, stage: StageConfig) -> float:
@@ -111,7 +124,8 @@ class Trainer:
         model.to(self.device).train()
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(model.parameters(), lr=stage.lr)
+        params = _error_channel_only(model) if stage.kind == "guided_error" else list(model.parameters())
+        opt = torch.optim.Adam(params, lr=stage.lr)
         step = 0
         if state is not None and state.get("optimizer") is not None:
             opt.load_state_dict(state["optimizer"])

@@ -148,6 +148,8 @@ class GuidedMatting(nn.Module):
     multiple of :attr:`pad_multiple` put each working cell on an exact block of pixels.
     """
 
+    ERR_CHANNEL = 5  # of the correction net's output: the error map
+
     def __init__(self, backbone_scale: float = 0.5, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
         super().__init__()
         self.backbone_scale = backbone_scale
@@ -197,7 +199,7 @@ class GuidedMatting(nn.Module):
         # working resolution: corrected alpha, foreground solved from the equation then corrected
         pha_sm = (f["keyed"] + d_alpha).clamp(0, 1)
         fgr_sm = (solve_foreground(src_lr, f["matched"], pha_sm, src_lr) + d_fgr).clamp(0, 1)
-        err_sm = err.abs().clamp(0, 1)
+        err_sm = err.clamp(0, 1)  # not abs(): its gradient at the zero-initialised output is 0, so it never learnt
 
         # full resolution: guided upsampling, then the compositing equation near edges
         alpha_up = guided_upsample(pha_sm, _grey(src_lr), _grey(src)).clamp(0, 1)
