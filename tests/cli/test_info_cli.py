@@ -89,3 +89,13 @@ def test_builtin_names(capsys):
     assert code == 0 and "mobilenetv2" in out
     code, out, _ = run(capsys, "info", "classical")
     assert code == 0 and "without weights" in out
+
+
+def test_info_says_the_guided_default_is_not_an_official_layout() -> None:
+    from cleanplate.cli.info import describe
+    from cleanplate.models.checkpoint import inspect_checkpoint
+    from cleanplate.models.registry import checkpoint_path
+
+    lines = describe(inspect_checkpoint(checkpoint_path("default")))
+    row = next(line for line in lines if line.startswith("official-compatible"))
+    assert "cleanplate architecture" in row and "official layout" not in row

@@ -24,13 +24,17 @@ def _short(value: Any, width: int = 70) -> str:
 
 def describe(info: dict[str, Any]) -> list[str]:
     """Human-readable lines for an :func:`inspect_checkpoint` dict."""
+    from ..models.checkpoint import OWN_ARCHITECTURES
+
     fmt = info["format"]
     if fmt == "cleanplate":
         fmt = f"cleanplate (format version {info['format_version']})"
     elif fmt == "official":
         fmt = "official BGMv2 state dict"
     compatible = "yes" if info["official_compatible"] else "no"
-    if not info["official_compatible"] and info["format"] == "cleanplate":
+    if info["architecture"] in OWN_ARCHITECTURES:
+        compatible += " (a cleanplate architecture: the original BGMv2 code cannot load it)"
+    elif not info["official_compatible"] and info["format"] == "cleanplate":
         compatible += " (cleanplate wrapper; the weights inside use the official layout)"
     rows = [
         ("file", f"{info['path']} ({_size(info['bytes'])})"),
