@@ -3,6 +3,7 @@ previous BGMv2 default (``bgmv2``) and the classical keyer.
 
     python benchmarks/default_speed.py                          # 1080p, 2 threads, 5 repeats
     python benchmarks/default_speed.py --sizes 720p,1080p --repeat 9 --models default,bgmv2
+    python benchmarks/default_speed.py --handheld        # plate turned 0.5 deg and shifted 6 px
 
 Each repeat runs every model once on the same frame pair (the bundled carpark sample resized to
 the frame size), one after another, so load on the machine slows all of them alike; the table
@@ -39,12 +40,29 @@ def frame_pair(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     return read(src_path), read(plate_path)
 
 
+def handheld(plate: torch.Tensor) -> torch.Tensor:
+    """The plate as a handheld camera would have shot it: turned 0.5 degrees, shifted 6 px right."""
+    import cv2
+
+    img = plate[0].permute(1, 2, 0).numpy()
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.5, 1.0)
+    m[0, 2] += 6
+    out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return torch.from_numpy(out).permute(2, 0, 1)[None].contiguous()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="default,bgmv2", help="built-in names or checkpoint paths")
     parser.add_argument("--sizes", default="1080p")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--handheld",
+        action="store_true",
+        help="turn the plate by 0.5 degrees and shift it by 6 px (the default model registers it itself)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     import cleanplate
@@ -55,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in args.sizes.split(","):
         src, bgr = frame_pair(*SIZES[size])
+        if args.handheld:
+            bgr = handheld(bgr)
         times: dict[str, list[float]] = {name: [] for name in names}
         for rep in range(args.repeat + 1):
             for name, matter in matters.items():
