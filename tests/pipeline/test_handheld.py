@@ -62,3 +62,17 @@ def test_smoothing_does_not_smear_a_moving_subject(clip_factory, tmp_path: Path)
     raw = np.abs(_run(FakeMatter(), clip, tmp_path / "raw") - truth).mean()
     smooth = np.abs(_run(FakeMatter(), clip, tmp_path / "smooth", smooth=0.6) - truth).mean()
     assert smooth <= raw + 0.005, (raw, smooth)
+
+
+def test_the_default_model_registers_a_drifting_camera_by_itself(clip_factory, tmp_path: Path, monkeypatch) -> None:
+    """Without --align the plate-guided default follows a slow pan (0.4 px and 0.06 deg per frame)."""
+    import cleanplate
+    import cleanplate.models.guided.net as net
+    from cleanplate.models.guided.register import identity
+
+    clip = clip_factory("pan.mp4", n=12, size=(288, 384), drift=0.4, noise=2.0)
+    truth = np.stack(clip.alphas)
+    registered = float(np.abs(_run(cleanplate.load(device="cpu"), clip, tmp_path / "reg") - truth).mean())
+    monkeypatch.setattr(net, "register", lambda src, bgr: identity(src.shape[0], src))
+    fixed = float(np.abs(_run(cleanplate.load(device="cpu"), clip, tmp_path / "fixed") - truth).mean())
+    assert registered < 0.75 * fixed, (registered, fixed)
