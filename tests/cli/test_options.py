@@ -76,3 +76,12 @@ def test_help_and_options_do_not_import_torch():
     done = subprocess.run([sys.executable, "-m", "cleanplate", "image", "--help"], capture_output=True, text=True,
                           env=env, timeout=120)  # fmt: skip
     assert done.returncode == 0 and "--plate-dir" in done.stdout and "--backbone-scale" in done.stdout
+
+
+def test_train_blend_argument() -> None:
+    from cleanplate.cli.train import _parse_blend
+
+    assert _parse_blend("runs/g/step690.pt") == ("runs/g/step690.pt", 0.5)
+    assert _parse_blend("runs/g/step690.pt:0.3") == ("runs/g/step690.pt", 0.3)
+    assert _parse_blend("C:model.pt") == ("C:model.pt", 0.5)
+    assert _parse_blend("default") == ("default", 0.5)

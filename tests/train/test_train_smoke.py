@@ -200,3 +200,31 @@ def test_guided_then_error_channel_stage(smoke_config: Path, tmp_path: Path) -> 
     assert changed == ["net.head.weight", "net.head.bias"], changed  # BatchNorm statistics kept too
     assert torch.equal(first["net.head.weight"][:5], final["net.head.weight"][:5])
     assert not torch.equal(first["net.head.weight"][5], final["net.head.weight"][5])
+
+
+@pytest.mark.slow
+def test_until_stops_a_stage_and_blend_interpolates_the_export(smoke_config: Path, tmp_path: Path) -> None:
+    """``--until 2`` stops stage 0 at step 2 (a resume there trains nothing); ``--blend`` halves the way."""
+    from cleanplate.errors import CheckpointError
+    from cleanplate.models.checkpoint import load_checkpoint
+    from cleanplate.train.export import blend_states, export_run
+
+    cfg = load_config(smoke_config)
+    last = Trainer(cfg, log=lambda m: None, until=2).run()
+    state = torch.load(last, weights_only=True)
+    assert (state["stage"], state["step"]) == (0, 2)
+    logs: list[str] = []
+    Trainer(cfg, log=logs.append, until=2).run()
+    assert not any("step 3/" in m for m in logs)
+    assert torch.equal(
+        torch.load(last, weights_only=True)["model"]["backbone.features.0.0.weight"],
+        state["model"]["backbone.features.0.0.weight"],
+    )
+    other = {k: (v + 1 if v.is_floating_point() else v) for k, v in state["model"].items()}
+    torch.save({**state, "model": other, "step": 9}, tmp_path / "other.pt")
+    out = export_run(last, tmp_path / "m.pt", half=False, blend=(str(tmp_path / "other.pt"), 0.25))
+    model, info = load_checkpoint(out)
+    key = "backbone.features.0.0.weight"
+    assert torch.allclose(model.state_dict()[key], state["model"][key] + 0.25, atol=1e-6)
+    with pytest.raises(CheckpointError):
+        blend_states(state["model"], {"x": torch.zeros(1)}, 0.5)

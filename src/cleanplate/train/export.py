@@ -30,10 +30,41 @@ def initial_weights(init: str) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
+def blend_states(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor], t: float) -> dict[str, torch.Tensor]:
+    """``(1 - t) * ours + t * theirs`` for every floating-point tensor (WiSE-FT weight interpolation).
+
+    Blending a fine-tuned model with the model it started from keeps much of what the start knew
+    and the fine-tune forgot (here: the objects, while the fine-tune learnt the people). Both must
+    have the same keys and shapes; integer tensors (BatchNorm step counters) come from ``ours``.
+    """
+    if not 0.0 <= t <= 1.0:
+        raise CheckpointError(f"blend weight must be in [0, 1]; got {t}")
+    if ours.keys() != theirs.keys():
+        diff = sorted(set(ours) ^ set(theirs))
+        raise CheckpointError(f"cannot blend models with different layers (e.g. {diff[0]})")
+    out = {}
+    for key, a in ours.items():
+        b = theirs[key]
+        if a.shape != b.shape:
+            raise CheckpointError(f"cannot blend {key}: shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        out[key] = (a.double() * (1 - t) + b.double() * t).to(a.dtype) if a.is_floating_point() else a
+    return out
+
+
 def export_run(
-    state_path: str | Path, out: str | Path, *, force: bool = False, half: bool = True, meta: dict | None = None
+    state_path: str | Path,
+    out: str | Path,
+    *,
+    force: bool = False,
+    half: bool = True,
+    meta: dict | None = None,
+    blend: tuple[str, float] | None = None,
 ) -> Path:
-    """Write the model of a training state as a cleanplate checkpoint (fp16 storage by default)."""
+    """Write the model of a training state as a cleanplate checkpoint (fp16 storage by default).
+
+    ``blend=(weights, t)`` first interpolates the run's weights towards ``weights`` (a built-in
+    name, checkpoint or training state, see :func:`initial_weights`) by ``t``.
+    """
     from ..models.checkpoint import save_checkpoint
     from ..train.config import StageConfig, TrainConfig
     from ..train.loop import build_model
@@ -46,13 +77,18 @@ def export_run(
     cfg = TrainConfig(**{**cfg_dict, "stages": stages})
     stage = stages[min(state["stage"], len(stages) - 1)]
     model = build_model(cfg, stage)
-    model.load_state_dict(state["model"])
+    weights = state["model"]
+    if blend is not None:
+        weights = blend_states(weights, initial_weights(blend[0]), blend[1])
+    model.load_state_dict(weights)
     info = {
         "training_config": cfg_dict,
         "sources": state.get("sources", []),
         "stage": state["stage"],
         "step": state["step"],
     }
+    if blend is not None:
+        info["blend"] = {"with": str(blend[0]), "t": blend[1]}
     info.update(meta or {})
     save_checkpoint(model, out, meta=info, half=half, force=force)
     return Path(out)

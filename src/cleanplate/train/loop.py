@@ -67,9 +67,16 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Stopped(Exception):
+    """The run reached ``until``: its state is saved at that step."""
+
+
 class Trainer:
-    def __init__(self, cfg: TrainConfig, *, init: dict | None = None, log=print) -> None:
-        self.cfg, self.log = cfg, log
+    """Runs the stages of a config; ``until`` stops the first stage it reaches at that step
+    (reproduces a run that was cut there: the schedule stays the config's)."""
+
+    def __init__(self, cfg: TrainConfig, *, init: dict | None = None, log=print, until: int | None = None) -> None:
+        self.cfg, self.log, self.until = cfg, log, until
         self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -105,10 +112,13 @@ class Trainer:
         )
         start_stage = state["stage"] if state else 0
         weights = state["model"] if state else self.init
-        for index in range(start_stage, len(self.cfg.stages)):
-            resume_state = state if state and state["stage"] == index else None
-            weights = self._run_stage(index, weights, resume_state)
-            state = None
+        try:
+            for index in range(start_stage, len(self.cfg.stages)):
+                resume_state = state if state and state["stage"] == index else None
+                weights = self._run_stage(index, weights, resume_state)
+                state = None
+        except _Stopped:
+            pass
         return self.last_path
 
     def _run_stage(self, index: int, weights: dict | None, state: dict | None) -> dict:
@@ -131,6 +141,8 @@ class Trainer:
             opt.load_state_dict(state["optimizer"])
             step = state["step"]
             self.log(f"resuming stage {index} at step {step}")
+        if self.until is not None and step >= self.until:  # already there (a resumed cut run)
+            raise _Stopped
         mix = Mix(**cfg.mix)
         data = SyntheticMatting(self.subjects, self.backgrounds, stage.size, seed=cfg.seed * 1000 + index, mix=mix)
         indices = range(step * stage.batch_size, stage.steps * stage.batch_size)
@@ -183,6 +195,10 @@ class Trainer:
                 if time.monotonic() - last_save > cfg.save_every_s or step == stage.steps:
                     _atomic_save(self._state(index, step, model, opt), self.last_path)
                     last_save = time.monotonic()
+                if self.until is not None and step >= self.until:
+                    _atomic_save(self._state(index, step, model, opt), self.last_path)
+                    self.log(f"stopped at stage {index} step {step} (--until)")
+                    raise _Stopped
         except KeyboardInterrupt:
             # Ctrl-C: keep every finished step, so --resume goes on from here and not the last timed save.
             _atomic_save(self._state(index, step, model, opt), self.last_path)
