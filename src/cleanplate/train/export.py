@@ -9,6 +9,11 @@ import torch
 from ..errors import CheckpointError
 
 
+def is_training_state(obj: object) -> bool:
+    """A ``runs/<name>/last.pt``-style dict (model, config, step), as opposed to a model checkpoint."""
+    return isinstance(obj, dict) and all(key in obj for key in ("model", "config", "step"))
+
+
 def initial_weights(init: str) -> dict[str, torch.Tensor]:
     """State dict to start from: a built-in name ('default'), a model checkpoint or a training state.
 
@@ -24,7 +29,7 @@ def initial_weights(init: str) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # not a torch file at all: load_checkpoint says why in one line
             state = None
-        if isinstance(state, dict) and "model" in state and "config" in state and "step" in state:
+        if is_training_state(state):
             return state["model"]
     model, _ = load_checkpoint(path)
     return model.state_dict()
@@ -70,7 +75,7 @@ def export_run(
     from ..train.loop import build_model
 
     state = torch.load(state_path, map_location="cpu", weights_only=True)
-    if "model" not in state or "config" not in state:
+    if not is_training_state(state):
         raise CheckpointError(f"{state_path} is not a cleanplate training state")
     cfg_dict = state["config"]
     stages = [StageConfig(**s) for s in cfg_dict["stages"]]

@@ -28,11 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import features as feat
-from .register import register, warp
+from .register import eager, identity, register, warp
 
 FG_PRIOR = 0.02  # pull of the solved foreground towards the predicted colour where alpha is small
 GF_EPS = 1e-3
-_IDENTITY = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -187,8 +186,8 @@ class GuidedMatting(nn.Module):
         src_lr = F.avg_pool2d(src, k) if k > 1 else src
         bgr_lr = F.avg_pool2d(bgr, k) if k > 1 else bgr
         theta = register(src_lr, bgr_lr)  # the handheld plate moved onto the frame (identity when aligned)
-        eager = not (torch.jit.is_tracing() or torch.compiler.is_compiling())
-        if not eager or not bool((theta == _IDENTITY.to(theta)).all()):
+        plain = eager()
+        if not plain or not torch.equal(theta, identity(theta.shape[0], theta)):
             bgr_lr, bgr = warp(bgr_lr, theta), warp(bgr, theta)
         f = feat.plate_features(src_lr, bgr_lr)
         stack = f["stack"].to(self.net.head.weight.dtype)  # features in float32, the net in its own precision
@@ -209,7 +208,7 @@ class GuidedMatting(nn.Module):
         patched = (
             k > 1
             and not torch.is_grad_enabled()
-            and eager
+            and plain
             and h % k == 0  # then the working grid is exactly (h/k, w/k): one cell per k×k block
             and w % k == 0
         )

@@ -33,6 +33,11 @@ DAMPING = 1e-3  # Levenberg–Marquardt: relative weight of the Hessian diagonal
 N_PARAMS = 8  # six affine terms, grey gain, grey offset
 
 
+def eager() -> bool:
+    """Running plain PyTorch (not traced, exported or compiled): data-dependent branches are allowed."""
+    return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+
+
 def identity(b: int, like: torch.Tensor) -> torch.Tensor:
     """(B, 2, 3) identity maps."""
     eye = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=like.dtype, device=like.device)
@@ -63,7 +68,7 @@ def _solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     LAPACK when running eagerly; unrolled elimination when traced or exported (ONNX has no solver).
     """
-    if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+    if eager():
         return torch.linalg.solve(a, b)
     n = a.shape[-1]
     m = torch.cat([a, b.unsqueeze(-1)], dim=-1)
