@@ -86,3 +86,19 @@ def test_onnxruntime_backend_runs_the_default_model() -> None:
     got = load("default", device="cpu", backend="onnxruntime").matte(to_np(src), to_np(bgr)).alpha
     assert got.shape == want.shape == (192, 256)
     assert np.abs(got - want).max() < 2e-2 and np.abs(got - want).mean() < 1e-3
+
+
+@pytest.mark.slow
+def test_onnx_runs_the_subpixel_path_like_pytorch(tmp_path: Path) -> None:
+    from cleanplate.export.onnx import export_onnx
+
+    torch.manual_seed(1)
+    model = GuidedMatting(subpixel=True).eval()
+    torch.nn.init.normal_(model.net.head.weight, std=1e-3)
+    out = tmp_path / "sub.onnx"
+    export_onnx(model, out, check=True)
+    src, bgr = _handheld_pair()
+    got = ort.InferenceSession(str(out)).run(None, {"src": src.numpy(), "bgr": bgr.numpy()})
+    with torch.no_grad():
+        want = model(src, bgr)
+    assert float(np.abs(got[0] - want[0].numpy()).mean()) < 1e-3

@@ -153,3 +153,60 @@ def test_the_error_map_learns_from_its_zero_start() -> None:
     assert torch.equal(err_sm, torch.zeros_like(err_sm))
     (err_sm - 0.3).square().mean().backward()
     assert model.net.head.weight.grad[GuidedMatting.ERR_CHANNEL].abs().sum() > 0
+
+
+def test_widened_subpixel_model_computes_what_the_plain_one_did() -> None:
+    """``adapt_state`` pads the new input and output channels with zeros: a fine-tune starts exactly here."""
+    torch.manual_seed(0)
+    plain = GuidedMatting().eval()
+    torch.nn.init.normal_(plain.net.head.weight, std=1e-2)
+    sub = GuidedMatting(subpixel=True).eval()
+    sub.load_state_dict(sub.adapt_state(plain.state_dict()))
+    src, plate, _ = _scene()
+    with torch.no_grad():
+        for a, b in zip(plain(src, plate), sub(src, plate), strict=True):
+            assert torch.equal(a, b)
+    # the other way round would drop channels: left for load_state_dict to refuse
+    with pytest.raises(RuntimeError):
+        plain.load_state_dict(plain.adapt_state(sub.state_dict()))
+
+
+def test_subpixel_features_see_a_one_pixel_gap() -> None:
+    """A one-pixel column where the plate shows through: at the noise level in the sub-pixel
+    distance, while the working grid's blurred distance does not reach it."""
+    from cleanplate.models.guided.net import _subpixel_features
+
+    g = torch.Generator().manual_seed(3)
+    plate = torch.rand(1, 3, 64, 64, generator=g) * 0.5
+    src = torch.full_like(plate, 0.9)
+    src[..., 31] = plate[..., 31]  # the gap: odd column, the second sample of its working cell
+    beta = torch.tensor([0.0, 1.0, 0.0]).expand(1, 3, 3)
+    sub = _subpixel_features(src, plate, beta, torch.Size((32, 32)))
+    dist = torch.nn.functional.pixel_shuffle(sub[:, :4], 2)[0, 0] / 10  # back to full resolution
+    assert dist[:, 31].max() < 1e-3 and dist[:, 30].min() > 0.3
+    coarse = feat.plate_features(torch.nn.functional.avg_pool2d(src, 2), torch.nn.functional.avg_pool2d(plate, 2))
+    assert coarse["distance"][0, 0, :, 15].min() > 0.1
+
+
+def test_subpixel_output_lands_on_its_own_pixel() -> None:
+    """Output channel 6 + i of the head corrects sample i of each 2×2 cell (row-major), nothing else."""
+    src, plate, alpha = _scene()
+    model = GuidedMatting(subpixel=True).eval()
+    with torch.no_grad():
+        base = model(src, plate)[0]
+        model.net.head.bias[6 + 3] = -0.5  # bottom-right sample of every cell
+        moved = (base - model(src, plate)[0])[0, 0]
+    inside = -torch.nn.functional.max_pool2d(-alpha, 9, 1, 4)[0, 0] > 0.5  # the disk, away from its edge
+    assert torch.allclose(moved[1::2, 1::2][inside[1::2, 1::2]], torch.tensor(0.5), atol=1e-4)
+    assert moved[0::2, :].abs().max() < 1e-6 and moved[:, 0::2].abs().max() < 1e-6
+
+
+def test_subpixel_checkpoint_round_trip(tmp_path) -> None:
+    model = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True).eval()
+    torch.nn.init.normal_(model.net.head.weight, std=0.01)
+    path = save_checkpoint(model, tmp_path / "s.pt", half=False)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.subpixel and loaded.widths == (8, 16, 16, 24, 32)
+    src, plate, _ = _scene()
+    with torch.no_grad():
+        assert torch.equal(model(src, plate)[0], loaded(src, plate)[0])

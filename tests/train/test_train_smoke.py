@@ -228,3 +228,24 @@ def test_until_stops_a_stage_and_blend_interpolates_the_export(smoke_config: Pat
     assert torch.allclose(model.state_dict()[key], state["model"][key] + 0.25, atol=1e-6)
     with pytest.raises(CheckpointError):
         blend_states(state["model"], {"x": torch.zeros(1)}, 0.5)
+
+
+def test_subpixel_stage_widens_a_plain_start(smoke_config: Path, tmp_path: Path) -> None:
+    """``subpixel = true`` trains GuidedMatting(subpixel=True) from plain weights, widened with zeros."""
+    from cleanplate.models.guided import GuidedMatting
+
+    text = smoke_config.read_text()
+    text = text[: text.index("[[stages]]")] + (
+        '[[stages]]\nkind = "guided"\nsubpixel = true\nsteps = 2\nbatch_size = 2\nsize = [64, 64]\n'
+    )
+    path = tmp_path / "sub.toml"
+    path.write_text(text.replace("bf16 = true", "bf16 = false"))
+    start = GuidedMatting()
+    torch.nn.init.constant_(start.net.head.bias, 0.01)
+    messages: list[str] = []
+    trainer = Trainer(load_config(path), init=start.state_dict(), log=messages.append)
+    trainer.run()
+    final = torch.load(trainer.last_path, weights_only=True)["model"]
+    assert final["net.enc.0.0.weight"].shape[1] == start.net.enc[0][0].weight.shape[1] + 8
+    assert final["net.head.bias"].shape[0] == 10
+    assert not any("from scratch" in m for m in messages)  # every parameter came from the start

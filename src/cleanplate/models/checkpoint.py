@@ -305,6 +305,8 @@ def save_checkpoint(
     if isinstance(model, GuidedMatting):
         arch, backbone = "GuidedMatting", None
         config = {"widths": list(model.widths)}
+        if model.subpixel:
+            config["subpixel"] = True
     else:
         if arch not in ARCHITECTURES:
             arch = "MattingRefine" if hasattr(model, "refiner") else "MattingBase"

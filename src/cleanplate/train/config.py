@@ -27,6 +27,7 @@ class StageConfig:
     decay_from: float = 0.7  # cosine decay over the last 30% of the stage
     backbone_scale: float = 0.5
     sample_pixels: int = 16384
+    subpixel: bool = False  # guided: the full-resolution sub-pixel path of GuidedMatting
 
 
 @dataclass

@@ -27,7 +27,7 @@ def pick_device(name: str) -> torch.device:
 
 def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
     if stage.kind in ("guided", "guided_error"):
-        return GuidedMatting(backbone_scale=stage.backbone_scale)
+        return GuidedMatting(backbone_scale=stage.backbone_scale, subpixel=stage.subpixel)
     if stage.kind == "base":
         return MattingBase(cfg.backbone)
     return MattingRefine(
@@ -126,6 +126,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + index)
         model = build_model(cfg, stage)
         if weights is not None:
+            if isinstance(model, GuidedMatting):
+                weights = model.adapt_state(weights)  # a model without the sub-pixel path, widened exactly
             missing, unexpected = model.load_state_dict(weights, strict=False)
             if unexpected:
                 self.log(f"ignoring {len(unexpected)} unexpected keys from the previous stage")

@@ -15,6 +15,12 @@
    colour; the foreground is solved from the same equation, so the old background does not
    survive as a halo in hair and edges.
 
+With ``subpixel=True`` the network also reads two full-resolution channels per pixel, packed into
+its working cells (space-to-depth, 2×2 per cell): the unblurred plate distance and the luma detail
+inside the cell, and writes a zero-initialised alpha correction per pixel (depth-to-space). A gap
+of one or two pixels between leaves or strands, where the plate shows through, is then visible to
+the network and representable in its answer; at factor 2 this costs a few full-resolution passes.
+
 ``forward(src, bgr)`` returns what :class:`~cleanplate.models.MattingRefine` does:
 ``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``; ``ref_sm`` marks where the edge equation was used.
 """
@@ -58,6 +64,10 @@ def _block(cin: int, cout: int, stride: int = 1, depth: int = 2) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+SUB = 2  # sub-pixel grid: 2×2 full-resolution samples per working cell
+SUB_FEATURES = 2  # per sample: plate distance, luma detail within the cell
+
+
 class CorrectionNet(nn.Module):
     """U-Net over the plate features: 4 downsamplings, skip connections, zero-initialised head.
 
@@ -67,10 +77,10 @@ class CorrectionNet(nn.Module):
 
     OUT = 6  # d_alpha, d_fgr (3), d_trust, err
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64, 96), subpixel: bool = False) -> None:
         super().__init__()
         self.enc = nn.ModuleList()
-        cin = feat.IN_CHANNELS
+        cin = feat.IN_CHANNELS + (SUB_FEATURES * SUB * SUB if subpixel else 0)
         for i, w in enumerate(widths):
             self.enc.append(_block(cin, w, 1 if i == 0 else 2, depth=1 if i == 0 else 2))
             cin = w
@@ -78,7 +88,7 @@ class CorrectionNet(nn.Module):
         for i, w_skip in enumerate(reversed(widths[:-1])):
             self.dec.append(_block(cin + w_skip, w_skip, depth=1 if i == len(widths) - 2 else 2))
             cin = w_skip
-        self.head = nn.Conv2d(cin, self.OUT, 3, 1, 1)
+        self.head = nn.Conv2d(cin, self.OUT + (SUB * SUB if subpixel else 0), 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -149,15 +159,42 @@ class GuidedMatting(nn.Module):
 
     ERR_CHANNEL = 5  # of the correction net's output: the error map
 
-    def __init__(self, backbone_scale: float = 0.5, widths: tuple[int, ...] = (16, 32, 48, 64, 96)) -> None:
+    def __init__(
+        self,
+        backbone_scale: float = 0.5,
+        widths: tuple[int, ...] = (16, 32, 48, 64, 96),
+        subpixel: bool = False,
+    ) -> None:
         super().__init__()
         self.backbone_scale = backbone_scale
         self.widths = tuple(widths)
-        self.net = CorrectionNet(self.widths)
+        self.subpixel = bool(subpixel)
+        self.net = CorrectionNet(self.widths, self.subpixel)
         self.channels_last = False  # set by :meth:`optimized` (oneDNN runs NHWC convolutions faster)
 
     def extra_repr(self) -> str:
-        return f"backbone_scale={self.backbone_scale}"
+        return f"backbone_scale={self.backbone_scale}, subpixel={self.subpixel}"
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` of a narrower model of this family widened to this one's shapes.
+
+        The first convolution's new input channels and the head's new output channels are zero, so
+        a model without the sub-pixel path, widened, computes exactly what it computed before; a
+        fine-tune then starts from it. Shapes that would shrink are left for ``load_state_dict``
+        to refuse.
+        """
+        own = self.state_dict()
+        out = dict(state)
+        for key in ("net.enc.0.0.weight", "net.head.weight", "net.head.bias"):
+            old, new = state.get(key), own.get(key)
+            if old is None or new is None or old.shape == new.shape or old.dim() != new.dim():
+                continue
+            if any(a > b for a, b in zip(old.shape, new.shape, strict=True)):
+                continue
+            grown = torch.zeros_like(new)
+            grown[tuple(slice(0, n) for n in old.shape)] = old
+            out[key] = grown
+        return out
 
     def _factor(self) -> int:
         return max(1, round(1.0 / float(self.backbone_scale)))
@@ -190,7 +227,10 @@ class GuidedMatting(nn.Module):
         if not plain or not torch.equal(theta, identity(theta.shape[0], theta)):
             bgr_lr, bgr = warp(bgr_lr, theta), warp(bgr, theta)
         f = feat.plate_features(src_lr, bgr_lr)
-        stack = f["stack"].to(self.net.head.weight.dtype)  # features in float32, the net in its own precision
+        stack = f["stack"]
+        if self.subpixel:
+            stack = torch.cat([stack, _subpixel_features(src, bgr, f["beta"], stack.shape[-2:])], dim=1)
+        stack = stack.to(self.net.head.weight.dtype)  # features in float32, the net in its own precision
         stack = stack.contiguous(memory_format=torch.channels_last) if self.channels_last else stack
         out = self.net(stack).float().contiguous()
         d_alpha, d_fgr, d_trust, err = out[:, 0:1], out[:, 1:4], out[:, 4:5], out[:, 5:6]
@@ -202,6 +242,11 @@ class GuidedMatting(nn.Module):
 
         # full resolution: guided upsampling, then the compositing equation near edges
         alpha_up = guided_upsample(pha_sm, _grey(src_lr), _grey(src)).clamp(0, 1)
+        if self.subpixel:
+            d_sub = F.pixel_shuffle(out[:, CorrectionNet.OUT : CorrectionNet.OUT + SUB * SUB], SUB)
+            if d_sub.shape[-2:] != src.shape[-2:]:
+                d_sub = F.interpolate(d_sub, size=src.shape[-2:], mode="bilinear", align_corners=False)
+            alpha_up = (alpha_up + d_sub).clamp(0, 1)
         band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
         maps = torch.cat([fgr_sm, band_sm, d_trust], dim=1)  # what the edge step reads, upsampled
         h, w = src.shape[-2:]
@@ -216,6 +261,31 @@ class GuidedMatting(nn.Module):
         pha, fgr = edges(src, bgr, f["beta"], alpha_up, maps, k)
         ref_sm = (band_sm > 0.5).to(pha.dtype)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+
+
+def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Full-resolution evidence packed into the working cells: (B, SUB_FEATURES·SUB², h, w).
+
+    Per pixel: the unblurred distance between frame and tone-matched plate (where the plate shows
+    through a gap, it is at the noise level even when the working grid's blurred distance is not)
+    and the frame's luma minus its cell mean (strands and gaps as texture).
+    """
+    h, w = int(size[0]), int(size[1])
+    with torch.autocast(src.device.type, enabled=False):
+        src, bgr = src.float(), bgr.float()
+        matched = feat.apply_tone(bgr, beta)
+        dist = (feat.opponent(src - matched).square().sum(1, keepdim=True) + 1e-8).sqrt()  # linear: one transform
+        grey = _grey(src)
+        maps = torch.cat([dist, grey], dim=1)
+        if maps.shape[-2:] != (SUB * h, SUB * w):
+            size = (SUB * h, SUB * w)
+            if maps.shape[-2] > SUB * h:  # backbone_scale below 1/2: average down to the sub-pixel grid
+                maps = F.interpolate(maps, size=size, mode="area")
+            else:  # backbone_scale 1: the working grid is the frame, the sub-pixel grid finer
+                maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+        dist, grey = maps[:, 0:1], maps[:, 1:2]
+        detail = grey - F.interpolate(F.avg_pool2d(grey, SUB), scale_factor=SUB, mode="nearest")
+        return F.pixel_unshuffle(torch.cat([dist * 10, detail * 10], dim=1), SUB)
 
 
 def _edge_step(
