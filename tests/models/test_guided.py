@@ -73,13 +73,15 @@ def test_batch_equals_single_frames() -> None:
     assert torch.allclose(both[1:], one, atol=1e-5)
 
 
-@pytest.mark.parametrize("scale", [0.5, 0.25])
-def test_backbone_scale_sets_the_working_grid(scale: float) -> None:
+@pytest.mark.parametrize("subpixel", [False, True])
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.25])
+def test_backbone_scale_sets_the_working_grid(scale: float, subpixel: bool) -> None:
     src, plate, _ = _scene(128, 192)
-    model = GuidedMatting(backbone_scale=scale).eval()
+    model = GuidedMatting(backbone_scale=scale, subpixel=subpixel).eval()
     with torch.no_grad():
-        pha_sm = model(src, plate)[2]
+        pha, _, pha_sm, *_ = model(src, plate)
     assert pha_sm.shape[-1] == pytest.approx(192 * scale, abs=16)
+    assert pha.shape[-2:] == src.shape[-2:]
 
 
 def test_gradients_reach_every_parameter() -> None:

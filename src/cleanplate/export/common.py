@@ -80,6 +80,7 @@ def model_config(model: nn.Module) -> dict[str, str]:
             "backbone": "none",
             "backbone_scale": repr(float(model.backbone_scale)),
             "widths": ",".join(map(str, model.widths)),
+            "subpixel": str(model.subpixel),
         }
     config = {"architecture": type(model).__name__, "backbone": model.backbone_name}
     if isinstance(model, MattingRefine):
