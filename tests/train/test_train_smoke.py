@@ -249,3 +249,18 @@ def test_subpixel_stage_widens_a_plain_start(smoke_config: Path, tmp_path: Path)
     assert final["net.enc.0.0.weight"].shape[1] == start.net.enc[0][0].weight.shape[1] + 8
     assert final["net.head.bias"].shape[0] == 10
     assert not any("from scratch" in m for m in messages)  # every parameter came from the start
+    # the export blends the run with its plain start: the start is widened the same way
+    from cleanplate.models.checkpoint import load_checkpoint
+    from cleanplate.models.checkpoint import save_checkpoint as save
+    from cleanplate.train.export import export_run
+
+    save(start, tmp_path / "start.pt")
+    model, _ = load_checkpoint(
+        export_run(trainer.last_path, tmp_path / "b.pt", half=False, blend=(str(tmp_path / "start.pt"), 1.0))
+    )
+    widened = GuidedMatting(subpixel=True)
+    widened.load_state_dict(widened.adapt_state(start.state_dict()))
+    assert model.subpixel
+    for key, value in widened.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(model.state_dict()[key], value, atol=1e-6), key

@@ -71,6 +71,7 @@ def export_run(
     name, checkpoint or training state, see :func:`initial_weights`) by ``t``.
     """
     from ..models.checkpoint import save_checkpoint
+    from ..models.guided import GuidedMatting
     from ..train.config import StageConfig, TrainConfig
     from ..train.loop import build_model
 
@@ -84,7 +85,10 @@ def export_run(
     model = build_model(cfg, stage)
     weights = state["model"]
     if blend is not None:
-        weights = blend_states(weights, initial_weights(blend[0]), blend[1])
+        theirs = initial_weights(blend[0])
+        if isinstance(model, GuidedMatting):
+            theirs = model.adapt_state(theirs)  # a plain start, widened, blends with a sub-pixel run
+        weights = blend_states(weights, theirs, blend[1])
     model.load_state_dict(weights)
     info = {
         "training_config": cfg_dict,
