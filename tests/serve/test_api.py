@@ -289,7 +289,11 @@ def test_healthz_and_models(client) -> None:
 
 
 def test_docs_and_schema(client) -> None:
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text  # works without internet access
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert client.get(asset).status_code == 200, asset
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/v1/matte"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert {"image", "plate", "background_image", "output", "align"} <= set(body["properties"])

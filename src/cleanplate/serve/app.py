@@ -136,11 +136,14 @@ def create_app(config: ServeConfig | None = None, *, loader: Callable[..., Any] 
             "call needs `Authorization: Bearer <token>`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served below from the package, not from a CDN: the server works offline
+        redoc_url=None,
     )
     app.state.server = server
     problems.install(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _install_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -148,6 +151,40 @@ def create_app(config: ServeConfig | None = None, *, loader: Callable[..., Any] 
 
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` with its script and style from the ``swagger-ui-bundle`` wheel.
+
+    FastAPI's own page pulls them from a CDN, which a machine without internet access (a render
+    node, a studio network) cannot reach. Without the wheel, ``/docs`` says how to get it and the
+    schema stays at ``/openapi.json``.
+    """
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        swagger_ui_path = None
+    if swagger_ui_path is not None:
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if swagger_ui_path is None:
+            return HTMLResponse(
+                "<p>The API page needs the swagger-ui-bundle package (pip install 'cleanplate[serve]'); "
+                'the schema is at <a href="/openapi.json">/openapi.json</a>.</p>',
+                status_code=501,
+            )
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="cleanplate API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.ico" if (STATIC / "favicon.ico").is_file() else "data:,",
+        )
 
 
 class SecurityHeaders:
