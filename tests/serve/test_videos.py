@@ -80,6 +80,24 @@ def test_video_job_lifecycle(serve, clip: Path, plate_png: bytes, tmp_path: Path
         assert not folder.exists()
 
 
+def test_jobs_are_listed_newest_first_and_by_state(serve, clip: Path, plate_png: bytes) -> None:
+    live = serve()
+    with live.client() as c:
+        assert c.get("/v1/videos").json() == {"jobs": [], "count": 0}
+        first = _submit(c, clip, plate_png, output="alpha", format="webm").json()
+        _finished(c, first["id"])
+        second = _submit(c, clip, plate_png, output="alpha", format="webm").json()
+        _finished(c, second["id"])
+        listed = c.get("/v1/videos").json()
+        assert [j["id"] for j in listed["jobs"]] == [second["id"], first["id"]] and listed["count"] == 2
+        assert listed["jobs"][0] == c.get(f"/v1/videos/{second['id']}").json()  # the same view as GET one
+        assert [j["id"] for j in c.get("/v1/videos", params={"limit": 1}).json()["jobs"]] == [second["id"]]
+        assert c.get("/v1/videos", params={"state": "failed"}).json()["count"] == 0
+        assert c.get("/v1/videos", params={"state": "done"}).json()["count"] == 2
+        assert_problem(c.get("/v1/videos", params={"state": "finished"}), 422)
+        assert_problem(c.get("/v1/videos", params={"limit": 0}), 422)
+
+
 def test_plate_can_be_a_clip_or_frames_of_the_input(serve, clip: Path) -> None:
     live = serve()
     with live.client() as c:

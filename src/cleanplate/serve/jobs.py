@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from . import adapter
 from .problems import Problem
@@ -28,7 +28,8 @@ from .uploads import remove_tree
 
 log = logging.getLogger("cleanplate.serve")
 
-STATES = ("queued", "running", "done", "failed", "interrupted", "expired")
+JobState = Literal["queued", "running", "done", "failed", "interrupted", "expired"]
+STATES: tuple[str, ...] = get_args(JobState)
 ACTIVE = ("queued", "running")
 ID_BYTES = 12
 PROGRESS_EVERY_S = 0.25  # progress rows are written at most this often
@@ -123,6 +124,15 @@ class JobStore:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return Job(**dict(row)) if row is not None else None
+
+    def list(self, state: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs newest first, optionally only those in ``state`` (one of :data:`STATES`)."""
+        where, args = ("WHERE state=?", (state,)) if state else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs {where} ORDER BY created DESC, id LIMIT ?", (*args, int(limit))
+            ).fetchall()
+        return [Job(**dict(r)) for r in rows]
 
     def update(self, job_id: str, **values: Any) -> None:
         unknown = set(values) - set(Job.__dataclass_fields__)

@@ -22,7 +22,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from . import adapter
-from .jobs import Job, VideoRequest, new_job_id, valid_job_id
+from .jobs import Job, JobState, VideoRequest, new_job_id, valid_job_id
 from .options import MATTE_FILES, VIDEO_FILES, MatteOptions, VideoJobOptions, multipart_body
 from .problems import Problem, problem_responses
 from .uploads import Form, Upload, check_image, decode_image, is_image, private_dir, read_form, remove_tree
@@ -314,6 +314,18 @@ def job_view(server: Any, job: Job) -> dict[str, Any]:
         "result_url": f"/v1/videos/{job.id}/result" if job.state == "done" else None,
     }
     return view
+
+
+@api.get("/videos", tags=["video"], summary="List video jobs, newest first", responses=problem_responses(422))
+async def list_videos(
+    request: Request,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many jobs.")] = 100,
+) -> dict[str, Any]:
+    """What this server holds: a pipeline that lost a job id, or a person at ``/docs``, finds it here."""
+    server = server_of(request)
+    jobs = await asyncio.to_thread(server.store.list, state, limit)
+    return {"jobs": [job_view(server, job) for job in jobs], "count": len(jobs)}
 
 
 def _job(server: Any, job_id: str) -> Job:
