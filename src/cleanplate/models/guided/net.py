@@ -275,7 +275,7 @@ def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor,
     full-resolution passes as it takes (this runs on every 1080p frame): scales folded into the
     colour transforms, the cell mean taken after packing.
     """
-    h, w = int(size[0]), int(size[1])
+    h, w = size[0], size[1]  # not int(): traced, they stay tied to the input's size (ONNX dynamic axes)
     with torch.autocast(src.device.type, enabled=False):
         src, bgr = src.float(), bgr.float()
         diff = src - feat.apply_tone(bgr, beta)
@@ -291,8 +291,9 @@ def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor,
                 maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
         b, c = maps.shape[:2]
         n = SUB * SUB
+        hh, ww = maps.shape[-2] // SUB, maps.shape[-1] // SUB
         # pixel_unshuffle(maps, SUB) written out (3x faster on CPU): distances first, then luma
-        packed = maps.reshape(b, c, h, SUB, w, SUB).permute(0, 1, 3, 5, 2, 4).reshape(b, c * n, h, w)
+        packed = maps.reshape(b, c, hh, SUB, ww, SUB).permute(0, 1, 3, 5, 2, 4).reshape(b, c * n, hh, ww)
         grey = packed[:, n:]
         return torch.cat([packed[:, :n], grey - grey.mean(1, keepdim=True)], dim=1)
 
