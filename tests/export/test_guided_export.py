@@ -31,19 +31,24 @@ def _handheld_pair(h: int = 192, w: int = 256) -> tuple[torch.Tensor, torch.Tens
     return alpha * torch.tensor([0.9, 0.2, 0.5]).view(1, 3, 1, 1) + (1 - alpha) * bg, plate
 
 
-@pytest.mark.slow
-def test_onnx_runs_the_registration_like_pytorch(tmp_path: Path) -> None:
+def _onnx_and_torch(model: GuidedMatting, path: Path) -> tuple[list[np.ndarray], tuple[torch.Tensor, ...]]:
+    """Export ``model`` (its own check on), run it in onnxruntime and in PyTorch on the handheld pair
+    (another size than the export's example)."""
     from cleanplate.export.onnx import export_onnx
 
-    torch.manual_seed(0)
-    model = GuidedMatting().eval()
     torch.nn.init.normal_(model.net.head.weight, std=1e-3)  # a non-trivial correction, not just the keyer
-    out = tmp_path / "guided.onnx"
-    export_onnx(model, out, check=True)
+    export_onnx(model, path, check=True)
     src, bgr = _handheld_pair()
-    got = ort.InferenceSession(str(out)).run(None, {"src": src.numpy(), "bgr": bgr.numpy()})
+    got = ort.InferenceSession(str(path)).run(None, {"src": src.numpy(), "bgr": bgr.numpy()})
     with torch.no_grad():
-        want = model(src, bgr)
+        return got, model(src, bgr)
+
+
+@pytest.mark.slow
+def test_onnx_runs_the_registration_like_pytorch(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    got, want = _onnx_and_torch(GuidedMatting().eval(), tmp_path / "guided.onnx")
+    src, bgr = _handheld_pair()
     np.testing.assert_allclose(got[0], want[0].numpy(), atol=1e-2)
     # the exported graph took the registration branch: the plate does move on this pair
     theta = register(torch.nn.functional.avg_pool2d(src, 2), torch.nn.functional.avg_pool2d(bgr, 2))
@@ -90,15 +95,6 @@ def test_onnxruntime_backend_runs_the_default_model() -> None:
 
 @pytest.mark.slow
 def test_onnx_runs_the_subpixel_path_like_pytorch(tmp_path: Path) -> None:
-    from cleanplate.export.onnx import export_onnx
-
     torch.manual_seed(1)
-    model = GuidedMatting(subpixel=True).eval()
-    torch.nn.init.normal_(model.net.head.weight, std=1e-3)
-    out = tmp_path / "sub.onnx"
-    export_onnx(model, out, check=True)
-    src, bgr = _handheld_pair()
-    got = ort.InferenceSession(str(out)).run(None, {"src": src.numpy(), "bgr": bgr.numpy()})
-    with torch.no_grad():
-        want = model(src, bgr)
+    got, want = _onnx_and_torch(GuidedMatting(subpixel=True).eval(), tmp_path / "sub.onnx")
     assert float(np.abs(got[0] - want[0].numpy()).mean()) < 1e-3
