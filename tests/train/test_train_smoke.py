@@ -152,8 +152,13 @@ def test_init_from_a_training_state_takes_its_model_weights(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_the_steps_done(smoke_config: Path, monkeypatch) -> None:
-    """Interrupted at step 2 of stage 0: last.pt holds step 1 exactly, and a resume goes on from there."""
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_the_steps_done(smoke_config: Path, monkeypatch, how: str) -> None:
+    """Interrupted at step 2 of stage 0 (Ctrl-C, or ``kill``): last.pt holds step 1 exactly, and a
+    resume goes on from there."""
+    import os
+    import signal
+
     import cleanplate.train.loop as loop
 
     cfg = load_config(smoke_config)
@@ -163,6 +168,8 @@ def test_ctrl_c_saves_the_steps_done(smoke_config: Path, monkeypatch) -> None:
     def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)  # handled at once: raises inside this call
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
@@ -178,6 +185,7 @@ def test_ctrl_c_saves_the_steps_done(smoke_config: Path, monkeypatch) -> None:
     logs.clear()
     Trainer(cfg, log=logs.append).run()
     assert any("resuming stage 0 at step 1" in m for m in logs)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or how == "ctrl-c"  # the handler is put back
 
 
 @pytest.mark.slow

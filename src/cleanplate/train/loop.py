@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -17,6 +21,23 @@ from ..models.guided import GuidedMatting
 from .config import StageConfig, TrainConfig
 from .dataset import Mix, SyntheticMatting, load_training_pool
 from .losses import base_loss, refine_loss
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises KeyboardInterrupt (main thread only; the old handler comes back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def pick_device(name: str) -> torch.device:
@@ -104,7 +125,16 @@ class Trainer:
         }
 
     def run(self, *, resume: bool = True) -> Path:
-        """Train every stage; return the path of the final checkpoint (a full training state)."""
+        """Train every stage; return the path of the final checkpoint (a full training state).
+
+        SIGTERM (``kill``, a cluster scheduler's pre-emption, the end of a session) stops it the way
+        Ctrl-C does: the steps done are saved and the run resumes from them. A run started in the
+        background by a shell ignores SIGINT, so without this only the last timed save survived.
+        """
+        with _sigterm_as_interrupt():
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> Path:
         state = (
             torch.load(self.last_path, map_location="cpu", weights_only=True)
             if resume and self.last_path.exists()
