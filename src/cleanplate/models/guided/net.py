@@ -146,9 +146,6 @@ def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tu
     return a, trust
 
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114])
-
-
 def _grey(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).contiguous()
 
@@ -272,23 +269,20 @@ def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor,
     Per pixel: the unblurred distance between frame and tone-matched plate (where the plate shows
     through a gap, it is at the noise level even when the working grid's blurred distance is not)
     and the frame's luma minus its cell mean (strands and gaps as texture). Written as few
-    full-resolution passes as it takes (this runs on every 1080p frame): scales folded into the
-    colour transforms, the cell mean taken after packing.
+    full-resolution passes as it takes (this runs on every 1080p frame): one scaling of both maps
+    together, the cell mean taken after packing.
     """
-    h, w = size[0], size[1]  # not int(): traced, they stay tied to the input's size (ONNX dynamic axes)
+    grid = (SUB * size[0], SUB * size[1])  # not int(): traced, it stays tied to the input's size (ONNX)
     with torch.autocast(src.device.type, enabled=False):
         src, bgr = src.float(), bgr.float()
-        diff = src - feat.apply_tone(bgr, beta)
-        sq = torch.einsum("ij,bjhw->bihw", 10 * feat._OPP.to(diff), diff).square_()
-        dist10 = (sq[:, 0:1] + sq[:, 1:2] + sq[:, 2:3]).sqrt_()  # not vector_norm(dim=1): 50x slower on NCHW
-        grey10 = torch.einsum("j,bjhw->bhw", 10 * _LUMA.to(src), src).unsqueeze(1)
-        maps = torch.cat([dist10, grey10], dim=1)
-        if maps.shape[-2:] != (SUB * h, SUB * w):
-            size = (SUB * h, SUB * w)
-            if maps.shape[-2] > SUB * h:  # backbone_scale below 1/2: average down to the sub-pixel grid
-                maps = F.interpolate(maps, size=size, mode="area")
+        sq = feat.opponent(src - feat.apply_tone(bgr, beta)).square_()
+        dist = (sq[:, 0:1] + sq[:, 1:2] + sq[:, 2:3]).sqrt_()  # not vector_norm(dim=1): 50x slower on NCHW
+        maps = torch.cat([dist, _grey(src)], dim=1).mul_(10)
+        if maps.shape[-2:] != grid:
+            if maps.shape[-2] > grid[0]:  # backbone_scale below 1/2: average down to the sub-pixel grid
+                maps = F.interpolate(maps, size=grid, mode="area")
             else:  # backbone_scale 1: the working grid is the frame, the sub-pixel grid finer
-                maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+                maps = F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
         b, c = maps.shape[:2]
         n = SUB * SUB
         hh, ww = maps.shape[-2] // SUB, maps.shape[-1] // SUB
