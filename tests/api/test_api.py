@@ -345,3 +345,46 @@ def test_save_kinds(tmp_path):
     assert np.asarray(Image.open(tmp_path / "ref.png")).tolist() == [[255, 0], [0, 255]]
     with pytest.raises(InputError, match="unknown output"):
         m.to_array("depth")
+
+
+def _moved_plate(dx: float) -> tuple[np.ndarray, np.ndarray]:
+    """The vtest frame and its plate moved ``dx`` px to the right (a bumped camera)."""
+    import cv2
+
+    src_path, plate_path = sample_pair("vtest")
+    src = np.asarray(Image.open(src_path).convert("RGB"))
+    plate = np.asarray(Image.open(plate_path).convert("RGB"))
+    move = np.float32([[1, 0, -dx], [0, 1, 0]])
+    return src, cv2.warpAffine(plate, move, plate.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def _shift_warnings(matter: Matter, src: np.ndarray, plate: np.ndarray) -> list[str]:
+    import warnings
+
+    from cleanplate.plate.fit import PlateWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        matter.matte(src, plate)
+    return [str(w.message) for w in caught if issubclass(w.category, PlateWarning)]
+
+
+@pytest.mark.parametrize(
+    ("model", "dx", "warned"),
+    [
+        ("default", 7, False),  # 0.9 % of 768 px: the default registers it inside the network
+        ("default", 40, True),  # 5 %: beyond that
+        ("bgmv2", 7, True),  # compares pixel by pixel: any clear shift leaks the background
+        ("classical", 40, False),  # the keyer registers it with features (align on by default)
+    ],
+)
+def test_a_shifted_plate_is_reported_only_beyond_what_the_model_registers(model: str, dx: int, warned: bool):
+    matter = load(model, device="cpu")
+    notes = _shift_warnings(matter, *_moved_plate(dx))
+    assert bool(notes) == warned, notes
+    if warned:  # the shift as measured with the people in the frame: within a pixel or two
+        import re
+
+        found = re.search(r"about \(([+-]\d+), ([+-]\d+)\) px", notes[0])
+        assert found and abs(int(found[1]) - dx) <= 2 and abs(int(found[2])) <= 2 and "--align" in notes[0], notes
+    assert (matter.plate_shift_tolerance(576, 768) > 0) == (model != "bgmv2")

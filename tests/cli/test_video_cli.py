@@ -65,6 +65,20 @@ def test_summary_line_and_plate_frames(clip_factory, tmp_path: Path, model_args,
     assert err.strip().splitlines()[-1].startswith("cleanplate: wrote 4 frames")
 
 
+def test_a_shifted_plate_is_one_warning_line_naming_the_input(clip_factory, tmp_path: Path, model_args, capsys) -> None:
+    import cv2
+    from PIL import Image
+
+    clip = clip_factory(n=2, size=(192, 256), static=True, noise=1.0)
+    plate = tmp_path / "plate.png"
+    Image.fromarray(cv2.warpAffine(clip.plate, np.float32([[1, 0, -8], [0, 1, 0]]), (256, 192))).save(plate)
+    code, err = _cli([str(clip.path), "--plate", str(plate), "-o", str(tmp_path / "m.mkv"), "-q", *model_args], capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "looks shifted" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"cleanplate: warning: {clip.path}: the plate looks shifted"), err
+    assert "Warning" not in err  # not Python's own warning format
+
+
 def _bad_inputs(tmp_path: Path, clip) -> dict[str, tuple[list[str], str]]:
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00" * 3000)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from cleanplate.models.guided import GuidedMatting
 from cleanplate.models.guided.register import identity, register, warp
@@ -81,3 +84,36 @@ def test_the_model_mattes_a_handheld_plate_like_an_aligned_one() -> None:
     err_moved = (pha_moved - alpha)[inner].abs().mean()
     err_true = (pha_true - alpha)[inner].abs().mean()
     assert err_moved < 1.5 * err_true + 0.005, (err_moved, err_true)
+
+
+@pytest.mark.parametrize(("long_side", "k"), [(640, 2), (1024, 2), (1920, 4)])
+def test_the_shift_it_claims_to_recover_is_recovered(long_side: int, k: int) -> None:
+    """recovered_shift is what the plate warning trusts: at that shift of the real vtest plate (with its
+    people in the frame) the map is found to half a pixel, at the frame sizes and scales ``Matter`` uses."""
+    from PIL import Image
+
+    from cleanplate.models.guided.register import recovered_shift
+    from cleanplate.samples import sample_pair
+
+    def load(path) -> torch.Tensor:
+        image = Image.open(path).convert("RGB")
+        image = image.resize((long_side, round(image.height * long_side / image.width)), Image.BICUBIC)
+        return torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None]
+
+    src_path, plate_path = sample_pair("vtest")
+    src, plate = load(src_path), load(plate_path)
+    h, w = plate.shape[-2:]
+    shift = recovered_shift(w // k) * w
+    assert shift > 0
+    theta = identity(1, plate).clone()
+    theta[0, 0, 2], theta[0, 1, 2] = -2 * shift / w, -shift / h  # the plate moved by (shift, shift/2) px
+    moved = warp(plate, theta)
+    found = register(F.avg_pool2d(src, k), F.avg_pool2d(moved, k))
+    dx, dy = found[0, 0, 2].item() * w / 2, found[0, 1, 2].item() * h / 2
+    assert abs(dx - shift) < 0.5 and abs(dy - shift / 2) < 0.5, (dx, dy, shift)
+
+
+def test_a_small_working_grid_claims_nothing() -> None:
+    from cleanplate.models.guided.register import recovered_shift
+
+    assert recovered_shift(160) == 0.0

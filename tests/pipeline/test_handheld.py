@@ -76,3 +76,35 @@ def test_the_default_model_registers_a_drifting_camera_by_itself(clip_factory, t
     monkeypatch.setattr(net, "register", lambda src, bgr: identity(src.shape[0], src))
     fixed = float(np.abs(_run(cleanplate.load(device="cpu"), clip, tmp_path / "fixed") - truth).mean())
     assert registered < 0.75 * fixed, (registered, fixed)
+
+
+def test_a_shifted_plate_is_reported_when_the_job_runs_and_only_beyond_what_the_model_registers(
+    clip_factory, tmp_path: Path
+) -> None:
+    """The shift is measured once when the job is prepared (before any model loads) and judged
+    against the model's own registration when it runs."""
+    import warnings
+
+    from cleanplate.pipeline import prepare_video
+    from cleanplate.plate.fit import PlateWarning
+
+    clip = clip_factory("static.mp4", n=3, size=(192, 256), static=True, noise=1.0)
+    moved = cv2.warpAffine(clip.plate, np.float32([[1, 0, -8], [0, 1, 0]]), (256, 192), borderMode=cv2.BORDER_REFLECT)
+
+    class Registering(FakeMatter):
+        def plate_shift_tolerance(self, height: int, width: int) -> float:
+            return 0.05  # 12.8 px of 256
+
+    def shift_warnings(matter, name: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            job = prepare_video(
+                clip.path, [parse_output(str(tmp_path / name))], moved, options=VideoOptions(progress=False)
+            )
+            assert not [w for w in caught if issubclass(w.category, PlateWarning)]  # nothing judged yet
+            job.run(matter)
+        return [str(w.message) for w in caught if issubclass(w.category, PlateWarning)]
+
+    notes = shift_warnings(FakeMatter(), "plain")
+    assert len(notes) == 1 and "(+8, " in notes[0], notes
+    assert shift_warnings(Registering(), "registering") == []

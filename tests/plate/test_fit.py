@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cleanplate.errors import InputError, PlateMismatchError
-from cleanplate.plate.fit import aspect_matches, match_plate
+from cleanplate.plate.fit import aspect_matches, match_plate, misalignment_note, shift_note
 
 
 def _gradient(h: int, w: int) -> np.ndarray:
@@ -53,3 +53,43 @@ def test_aspect_tolerance_is_one_percent():
     assert aspect_matches((100, 100), (100, 100.9))
     assert not aspect_matches((100, 100), (100, 101.1))
     assert aspect_matches((1080, 1920), (720, 1280))
+
+
+# ------------------------------------------------------------------ a shifted plate
+
+
+def _shifted_pair(dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """The vtest sample's plate as the frame, and the same plate moved by (dx, dy) px."""
+    import cv2
+    from PIL import Image
+
+    from cleanplate.samples import sample_pair
+
+    frame = np.asarray(Image.open(sample_pair("vtest")[1]).convert("RGB"))
+    h, w = frame.shape[:2]
+    move = np.float32([[1, 0, dx], [0, 1, dy]])
+    return frame, cv2.warpAffine(frame, move, (w, h), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_a_shifted_plate_is_reported_with_its_shift():
+    frame, plate = _shifted_pair(-20, 8)  # the plate moved: the frame is the plate 20 px to the right
+    note = misalignment_note(frame, plate)
+    assert note is not None and "(+20, -8) px" in note and "--align" in note and "\n" not in note
+    assert misalignment_note(frame, frame) is None
+
+
+def test_jitter_and_what_the_model_registers_itself_are_not_reported():
+    frame, plate = _shifted_pair(1.5, 0)
+    assert misalignment_note(frame, plate) is None  # below OFFSET_MIN_PX: ordinary jitter
+    frame, plate = _shifted_pair(12, 0)  # 1.6 % of the long side (768 px)
+    assert misalignment_note(frame, plate) is not None
+    assert misalignment_note(frame, plate, tolerance=0.02) is None
+    beyond = misalignment_note(frame, plate, tolerance=0.01)
+    assert beyond is not None and "more than this model registers by itself" in beyond
+
+
+def test_shift_note_of_no_measurement_is_none():
+    assert shift_note(None, (480, 640)) is None
+    assert shift_note((0.5, 0.5), (480, 640)) is None
+    assert shift_note((30.0, 0.0), (480, 640)) is not None
+    assert shift_note((30.0, 0.0), (480, 640), tolerance=0.1) is None

@@ -46,18 +46,19 @@ def _check_pair(src: torch.Tensor, bgr: torch.Tensor) -> None:
 
 
 def _checked_pair(
-    frame: np.ndarray, plate: np.ndarray, *, align: bool, index: int | None
+    frame: np.ndarray, plate: np.ndarray, *, align: bool, index: int | None, tolerance: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cheap checks of a fitted plate that would otherwise give a silently wrong matte.
 
-    A greyscale frame gets a grey copy of a colour plate; a plate shifted against the frame (a
-    moved camera, without ``align``) is reported. Both warn (:class:`PlateWarning`).
+    A greyscale frame gets a grey copy of a colour plate; a plate shifted against the frame by more
+    than the model registers itself (``tolerance``, a fraction of the long side; without ``align``)
+    is reported. Both warn (:class:`PlateWarning`).
     """
     plate, note = match_greyscale(plate, frame)
     if note is not None:
         warnings.warn(PlateWarning(note, index), stacklevel=3)
     if not align:
-        note = misalignment_note(frame, plate)
+        note = misalignment_note(frame, plate, tolerance)
         if note is not None:
             warnings.warn(PlateWarning(note, index), stacklevel=3)
     return frame, plate
@@ -94,6 +95,25 @@ class Matter:
 
     def scale_for(self, height: int, width: int) -> float:
         return self.backbone_scale if self.backbone_scale is not None else auto_backbone_scale(height, width)
+
+    def plate_shift_tolerance(self, height: int, width: int) -> float:
+        """The plate shift, as a fraction of the long side, that this model registers by itself at
+        this frame size; a plate shifted less is no reason to warn (0: the model compares pixel by pixel).
+
+        The default (``GuidedMatting``) registers the plate inside the network (see
+        :func:`cleanplate.models.guided.register.recovered_shift`); the keyer with ``align`` on
+        registers it with features (:data:`cleanplate.models.classical.RECOVERED_SHIFT`).
+        """
+        arch = self.info.get("architecture")
+        if arch == "GuidedMatting":
+            from ..models.guided.register import recovered_shift
+
+            return recovered_shift(round(max(height, width) * self.scale_for(height, width)))
+        if arch == "ClassicalMatting" and getattr(getattr(self.model, "params", None), "align", False):
+            from ..models.classical import RECOVERED_SHIFT
+
+            return RECOVERED_SHIFT
+        return 0.0
 
     def matte_tensor(
         self, src: torch.Tensor, bgr: torch.Tensor
@@ -186,7 +206,8 @@ class Matter:
                 pair = (frame, shared_sized[key])
             else:
                 pair = self._pair_arrays(src, plate, align)
-            pair = _checked_pair(*pair, align=align, index=index if len(srcs) > 1 else None)
+            tolerance = self.plate_shift_tolerance(*pair[0].shape[:2])
+            pair = _checked_pair(*pair, align=align, index=index if len(srcs) > 1 else None, tolerance=tolerance)
             if pending and (pending[0][0].shape != pair[0].shape or len(pending) >= batch_size):
                 results.extend(self._run_arrays(pending))
                 pending = []

@@ -226,7 +226,7 @@ def command(
     if job.auto and not quiet:
         click.echo(f"cleanplate: building the plate from {source.name} ({auto_frames} frames sampled)", err=True)
     try:
-        with _plate_warnings():
+        with _plate_warnings(source):
             result = job.run(matter)
     except VideoInterrupted as stop:
         report_interrupted(stop.result)
@@ -248,18 +248,23 @@ def command(
 
 
 @contextlib.contextmanager
-def _plate_warnings():
-    """A never-seen warning of ``--plate auto`` as one ``cleanplate: warning:`` line."""
+def _plate_warnings(source: Path):
+    """A never-seen warning of ``--plate auto`` and a shifted plate's warning, each as one
+    ``cleanplate: warning:`` line."""
     from ..plate.auto import NeverSeenWarning
+    from ..plate.fit import PlateWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NeverSeenWarning)
+        warnings.simplefilter("always", PlateWarning)
         try:
             yield
         finally:
             for w in caught:
                 if issubclass(w.category, NeverSeenWarning):
                     click.echo(f"cleanplate: warning: {w.message}", err=True)
+                elif issubclass(w.category, PlateWarning):
+                    click.echo(f"cleanplate: warning: {source}: {w.message}", err=True)
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 

@@ -38,7 +38,7 @@ from ..io.formats import OutputSpec
 from ..io.video_reader import VideoInfo, VideoReader, probe
 from ..io.video_writer import AudioSource, FrameWriter, check_writable, open_writer
 from ..plate.auto import AutoPlate, AutoPlateOptions
-from ..plate.fit import PlateWarning, match_greyscale, match_plate, misalignment_note, to_grey_rgb
+from ..plate.fit import PlateWarning, match_greyscale, match_plate, plate_offset, shift_note, to_grey_rgb
 from ..plate.load import load_plate
 from ..plate.track import AlignStats
 from .background import Background
@@ -156,6 +156,7 @@ class VideoJob:
     options: VideoOptions
     background: Background | None = None  # for comp outputs
     auto_plate: AutoPlate | None = None
+    plate_shift: tuple[float, float] | None = None  # (dx, dy) px of the plate against the first frame, if clear
 
     @property
     def auto(self) -> bool:
@@ -182,18 +183,27 @@ class VideoJob:
         failure the exception gets a ``partial`` attribute (the :class:`VideoResult` of what was kept).
         """
         if self.plate is None:
-            import warnings
-
             from ..plate.auto import NeverSeenWarning
 
             message = self.build_plate(matter).warning()
             if message is not None:
                 warnings.warn(message, NeverSeenWarning, stacklevel=2)
-        elif self.options.plate_outputs:
-            save_plate_outputs(None, self.options.plate_outputs, force=self.options.force, plate=self.plate)
+        else:
+            self._warn_shift(matter)
+            if self.options.plate_outputs:
+                save_plate_outputs(None, self.options.plate_outputs, force=self.options.force, plate=self.plate)
         result = _Run(matter, self).run()
         result.auto_plate = self.auto_plate
         return result
+
+    def _warn_shift(self, matter: Any) -> None:
+        """A :class:`~cleanplate.plate.fit.PlateWarning` when the plate is shifted by more than
+        ``matter`` registers by itself (measured once, when the job was prepared)."""
+        h, w = self.info.height, self.info.width
+        tolerance = getattr(matter, "plate_shift_tolerance", lambda h, w: 0.0)(h, w)
+        note = shift_note(self.plate_shift, (h, w), tolerance)
+        if note is not None:
+            warnings.warn(PlateWarning(note), stacklevel=3)
 
 
 PLATE_OUTPUTS = ("plate", "confidence", "never_seen")
@@ -259,9 +269,10 @@ def prepare_video(
     check_plate_outputs(options.plate_outputs, auto, options.force)
     size = (info.height, info.width)
     image = None if auto else load_plate(plate, source=source, frame_range=plate_frames)  # type: ignore[arg-type]
+    shift = None
     if image is not None and not options.align:
         fitted = match_plate(image, size)  # another aspect fails here, before the model loads
-        image = _check_plate(image, fitted, source, options.start)
+        image, shift = _check_plate(image, fitted, source, options.start)
     for name in ("garbage", "holdout"):  # a mask of another aspect fails now, not at the first frame
         mask = getattr(options.controls, name)
         if mask is not None:
@@ -271,7 +282,7 @@ def prepare_video(
     background = None
     if any(spec.kind == "comp" for spec in outputs):
         background = Background(options.background, size, loop=options.background_loop)
-    return VideoJob(source, info, list(outputs), image, options, background)
+    return VideoJob(source, info, list(outputs), image, options, background, plate_shift=shift)
 
 
 def _first_frame(source: Path, start: float | None) -> np.ndarray | None:
@@ -284,21 +295,21 @@ def _first_frame(source: Path, start: float | None) -> np.ndarray | None:
     return None
 
 
-def _check_plate(image: np.ndarray, fitted: np.ndarray, source: Path, start: float | None) -> np.ndarray:
-    """Cheap checks on the first frame that would otherwise give a silently wrong matte (warned as
-    :class:`~cleanplate.plate.fit.PlateWarning`): a greyscale video gets a grey copy of a colour
-    plate; a plate shifted against the frame (without ``align``) is reported."""
+def _check_plate(
+    image: np.ndarray, fitted: np.ndarray, source: Path, start: float | None
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Cheap checks on the first frame that would otherwise give a silently wrong matte: a
+    greyscale video gets a grey copy of a colour plate (warned as
+    :class:`~cleanplate.plate.fit.PlateWarning`); the plate's shift against the frame is measured
+    and returned, to be judged against what the model registers itself when the job runs."""
     first = _first_frame(source, start)
     if first is None:
-        return image
+        return image, None
     _, note = match_greyscale(fitted, first)
     if note is not None:
         warnings.warn(PlateWarning(note), stacklevel=3)
         image, fitted = to_grey_rgb(image), to_grey_rgb(fitted)
-    note = misalignment_note(first, fitted)
-    if note is not None:
-        warnings.warn(PlateWarning(note), stacklevel=3)
-    return image
+    return image, plate_offset(first, fitted)
 
 
 def process_video(

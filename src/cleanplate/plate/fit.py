@@ -121,15 +121,26 @@ def plate_offset(frame: np.ndarray, plate: np.ndarray, long_side: int = 256) -> 
     return dx * w / size[0], dy * h / size[1]
 
 
-def misalignment_note(frame: np.ndarray, plate: np.ndarray) -> str | None:
-    """One line when the plate looks shifted against the frame (a handheld or bumped camera), else None."""
-    offset = plate_offset(frame, plate)
+def misalignment_note(frame: np.ndarray, plate: np.ndarray, tolerance: float = 0.0) -> str | None:
+    """One line when the plate looks shifted against the frame (a handheld or bumped camera), else None.
+
+    ``tolerance``: the shift, as a fraction of the long side, that the model registers by itself
+    (:meth:`cleanplate.Matter.plate_shift_tolerance`); only a larger one is reported.
+    """
+    return shift_note(plate_offset(frame, plate), frame.shape[:2], tolerance)
+
+
+def shift_note(offset: tuple[float, float] | None, size: tuple[int, int], tolerance: float = 0.0) -> str | None:
+    """The warning for a measured plate ``offset`` (dx, dy) on a frame of ``size`` (h, w), or None
+    when it is jitter or within the ``tolerance`` (fraction of the long side) the model registers itself."""
     if offset is None:
         return None
     dx, dy = offset
-    if np.hypot(dx, dy) < max(OFFSET_MIN_PX, OFFSET_REL * max(frame.shape[:2])):
+    long_side = max(size[:2])
+    if np.hypot(dx, dy) < max(OFFSET_MIN_PX, max(OFFSET_REL, tolerance) * long_side):
         return None
+    beyond = " (more than this model registers by itself)" if tolerance > 0 else ""
     return (
-        f"the plate looks shifted by about ({dx:+.0f}, {dy:+.0f}) px against the frame (a moved or handheld "
-        "camera?); the background will leak into the matte: try --align (align=True)"
+        f"the plate looks shifted by about ({dx:+.0f}, {dy:+.0f}) px against the frame{beyond} (a moved or "
+        "handheld camera?); the background will leak into the matte: try --align (align=True)"
     )
