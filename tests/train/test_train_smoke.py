@@ -273,3 +273,43 @@ def test_subpixel_stage_widens_a_plain_start(smoke_config: Path, tmp_path: Path)
     for key, value in widened.state_dict().items():
         if value.is_floating_point():
             assert torch.allclose(model.state_dict()[key], value, atol=1e-6), key
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_saves_the_steps_done(smoke_config: Path, tmp_path: Path) -> None:
+    """``kill -- -PGID``, ``timeout``, Slurm's ``scancel``: the DataLoader worker gets SIGTERM too. It
+    must not die first (PyTorch then stops the run with "DataLoader worker ... killed" and only the
+    last timed save survives); the main process saves every finished step and exits as interrupted."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = smoke_config.read_text().replace("workers = 0", "workers = 1").replace("steps = 3", "steps = 100000")
+    config = tmp_path / "long.toml"
+    config.write_text(text.replace("bf16 = true", "bf16 = false"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cleanplate.train", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    log = tmp_path / "smoke" / "log.jsonl"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+            time.sleep(0.2)
+        assert log.exists(), "the run did not start"
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "DataLoader worker" not in out and "Traceback" not in out, out
+    assert proc.returncode != 0 and "interrupted at stage 0 step" in out, out
+    done = json.loads(log.read_text().splitlines()[-1])["step"]
+    state = torch.load(tmp_path / "smoke" / "last.pt", weights_only=True)
+    assert state["stage"] == 0 and state["step"] >= done

@@ -40,6 +40,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _worker_ignores_sigterm(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM: sent to a whole process group (``kill -- -PGID``,
+    ``timeout``, a cluster scheduler) it would kill a worker first and PyTorch would stop the run
+    with "DataLoader worker ... killed" before the main process saved. The main process stops
+    the workers itself when it is done, and a worker exits when its parent is gone."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -185,6 +193,7 @@ class Trainer:
             num_workers=cfg.workers,
             persistent_workers=cfg.workers > 0,
             prefetch_factor=4 if cfg.workers > 0 else None,
+            worker_init_fn=_worker_ignores_sigterm if cfg.workers > 0 else None,
         )
         loss_fn = base_loss if stage.kind == "base" else refine_loss  # guided: same 6 outputs as refine
         amp = self._autocast()
