@@ -183,7 +183,7 @@ def test_subpixel_features_see_a_one_pixel_gap() -> None:
     src = torch.full_like(plate, 0.9)
     src[..., 31] = plate[..., 31]  # the gap: odd column, the second sample of its working cell
     beta = torch.tensor([0.0, 1.0, 0.0]).expand(1, 3, 3)
-    sub = _subpixel_features(src, plate, beta, torch.Size((32, 32)))
+    sub = _subpixel_features(src, feat.apply_tone(plate, beta), torch.Size((32, 32)))
     dist = torch.nn.functional.pixel_shuffle(sub[:, :4], 2)[0, 0] / 10  # back to full resolution
     assert dist[:, 31].max() < 1e-3 and dist[:, 30].min() > 0.3
     coarse = feat.plate_features(torch.nn.functional.avg_pool2d(src, 2), torch.nn.functional.avg_pool2d(plate, 2))

@@ -228,8 +228,12 @@ class GuidedMatting(nn.Module):
             bgr_lr, bgr = warp(bgr_lr, theta), warp(bgr, theta)
         f = feat.plate_features(src_lr, bgr_lr)
         stack = f["stack"]
+        # the edge step's plate: tone-matched where it needs it (patched: its cells only), or once
+        # for the whole frame when the sub-pixel features need it anyway
+        edge_plate, edge_beta = bgr, f["beta"]
         if self.subpixel:
-            stack = torch.cat([stack, _subpixel_features(src, bgr, f["beta"], stack.shape[-2:])], dim=1)
+            edge_plate, edge_beta = feat.apply_tone(bgr, f["beta"]), None
+            stack = torch.cat([stack, _subpixel_features(src, edge_plate, stack.shape[-2:])], dim=1)
         stack = stack.to(self.net.head.weight.dtype)  # features in float32, the net in its own precision
         stack = stack.contiguous(memory_format=torch.channels_last) if self.channels_last else stack
         out = self.net(stack).float().contiguous()
@@ -258,15 +262,15 @@ class GuidedMatting(nn.Module):
             and w % k == 0
         )
         edges = _edges_in_cells if patched else _edges_dense
-        pha, fgr = edges(src, bgr, f["beta"], alpha_up, maps, k)
+        pha, fgr = edges(src, edge_plate, edge_beta, alpha_up, maps, k)
         ref_sm = (band_sm > 0.5).to(pha.dtype)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
 
 
-def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor, size: torch.Size) -> torch.Tensor:
+def _subpixel_features(src: torch.Tensor, matched: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """Full-resolution evidence packed into the working cells: (B, SUB_FEATURES·SUB², h, w).
 
-    Per pixel: the unblurred distance between frame and tone-matched plate (where the plate shows
+    Per pixel: the unblurred distance between frame and tone-matched plate ``matched`` (where the plate shows
     through a gap, it is at the noise level even when the working grid's blurred distance is not)
     and the frame's luma minus its cell mean (strands and gaps as texture). Written as few
     full-resolution passes as it takes (this runs on every 1080p frame): one scaling of both maps
@@ -274,8 +278,8 @@ def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor,
     """
     grid = (SUB * size[0], SUB * size[1])  # not int(): traced, it stays tied to the input's size (ONNX)
     with torch.autocast(src.device.type, enabled=False):
-        src, bgr = src.float(), bgr.float()
-        sq = feat.opponent(src - feat.apply_tone(bgr, beta)).square_()
+        src = src.float()
+        sq = feat.opponent(src - matched.float()).square_()
         dist = (sq[:, 0:1] + sq[:, 1:2] + sq[:, 2:3]).sqrt_()  # not vector_norm(dim=1): 50x slower on NCHW
         maps = torch.cat([dist, _grey(src)], dim=1).mul_(10)
         if maps.shape[-2:] != grid:
@@ -293,16 +297,17 @@ def _subpixel_features(src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor,
 
 
 def _edge_step(
-    src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor, alpha_up: torch.Tensor, maps_up: torch.Tensor
+    src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor | None, alpha_up: torch.Tensor, maps_up: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Alpha and foreground at full resolution from the upsampled working maps (any region of the frame).
 
     ``maps_up`` holds the predicted foreground colour (3), the edge band (1) and the learned trust
     correction (1). Outside the band the upsampled alpha stands and the foreground is the frame
     itself (interior: exact colours; background: never shown); inside, both follow the equation.
+    ``beta`` None: ``bgr`` is tone-matched already.
     """
     fgr_up, band, d_trust = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5]
-    matched = feat.apply_tone(bgr, beta)
+    matched = bgr if beta is None else feat.apply_tone(bgr, beta)
     a_eq, trust = edge_equation(src, matched, fgr_up)
     trust = (trust + d_trust).clamp(0, 1) * band
     pha = (trust * a_eq + (1 - trust) * alpha_up).clamp(0, 1)
@@ -360,7 +365,7 @@ def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tenso
     wk = _centre_weights(k, maps)
     up = torch.einsum("yi,ncij,xj->ncyx", wk, nbhd, wk)  # bilinear ×k of the centre cell
     take = lambda x: _blocks(x, k)[bi, yi, xi]  # noqa: E731  (N, C, k, k)
-    pha_c, fgr_c = _edge_step(take(src), take(bgr), beta[bi], take(alpha_up), up)
+    pha_c, fgr_c = _edge_step(take(src), take(bgr), None if beta is None else beta[bi], take(alpha_up), up)
     _blocks(pha, k)[bi, yi, xi] = pha_c
     _blocks(fgr, k)[bi, yi, xi] = fgr_c
     return pha, fgr
