@@ -142,3 +142,31 @@ def test_reference_adds_the_model_and_reports_per_case_ratios(capsys, gt_dirs, t
     assert doc["config"]["reference"] == "classical"
     assert set(doc["models"]) == {"net.pt", "classical"}
     assert doc["models"]["net.pt"]["vs_reference"]["cases"] == 2
+
+
+def test_oracle_adds_the_per_pixel_best_of_the_models(capsys, gt_dirs, tmp_path: Path) -> None:
+    from cleanplate.models.checkpoint import save_checkpoint
+    from cleanplate.models.guided import GuidedMatting
+
+    gt, bgs = gt_dirs
+    net = save_checkpoint(GuidedMatting(), tmp_path / "net.pt")
+    out_json = tmp_path / "res.json"
+    code, out, err = run(
+        capsys, "eval", "-m", net, "-m", "classical", "--oracle", "--gt-dir", gt, "--backgrounds", bgs,
+        "--split", "all", "--levels", "low", "--summary", "--json", out_json, "--reference", "classical",
+        "--grid", tmp_path / "grid.png",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "grid.png").stat().st_size > 0  # a column for the oracle too
+    assert "oracle/net.pt" in out and "MAD oracle/classical per case" in out
+    doc = json.loads(out_json.read_text())
+    assert doc["config"]["oracle"] is True and doc["models"]["oracle"]["info"]["of"] == "net.pt,classical"
+    for case in doc["cases"]:
+        m = case["metrics"]
+        assert m["oracle"]["mad"] <= min(m["net.pt"]["mad"], m["classical"]["mad"]) + 1e-9
+
+
+def test_oracle_of_one_model_is_a_one_line_error(capsys, gt_dirs) -> None:
+    gt, bgs = gt_dirs
+    code, _, err = run(capsys, "eval", "-m", "classical", "--oracle", "--gt-dir", gt, "--backgrounds", bgs)
+    assert_one_line_error(code, err, "--oracle needs two or more models")

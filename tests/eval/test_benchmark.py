@@ -153,3 +153,35 @@ def test_with_alignment_hands_models_a_plate_lined_up_with_the_frame() -> None:
     after = np.abs(seen[0] - frame_bg)[background].mean()
     assert seen[0].dtype == np.float32 and seen[0].shape == src.shape
     assert after < before / 4, (before, after)
+
+
+def test_pixel_oracle_takes_each_pixel_from_the_model_closest_to_the_truth() -> None:
+    truth = np.array([[0.0, 1.0], [0.5, 0.2]], np.float32)
+    a = np.array([[0.1, 0.0], [0.5, 0.9]], np.float32)
+    b = np.array([[0.3, 0.8], [0.0, 0.25]], np.float32)
+    fa, fb = np.zeros((2, 2, 3), np.float32), np.ones((2, 2, 3), np.float32)
+    pha, fgr = B.pixel_oracle({"a": (a, fa), "b": (b, fb)}, truth)
+    assert np.allclose(pha, [[0.1, 0.8], [0.5, 0.25]])
+    assert np.array_equal(fgr[..., 0], [[0, 1], [0, 1]]) and fgr.shape == (2, 2, 3)
+    assert B.pixel_oracle({"a": (a, None), "b": (b, fb)}, truth)[1] is None
+
+
+def test_add_oracle_scores_no_worse_than_any_model(gt_dirs) -> None:
+    cases = _cases(gt_dirs, levels=("low",))
+
+    def empty(src, plate):
+        return np.zeros(src.shape[:2], np.float32), src
+
+    def full(src, plate):
+        return np.ones(src.shape[:2], np.float32), src
+
+    seen = []
+    results = B.evaluate(
+        {"empty": empty, "full": full}, cases, on_case=lambda c, r, p: (B.add_oracle(c, r, p), seen.append(set(p)))
+    )
+    for r in results:
+        assert r.metrics["oracle"]["mad"] <= min(r.metrics["empty"]["mad"], r.metrics["full"]["mad"]) + 1e-9
+        assert r.metrics["oracle"]["mad"] < r.metrics["empty"]["mad"]  # the subject's interior comes from 'full'
+    assert seen[0] == {"empty", "full", "oracle"}
+    with pytest.raises(InputError, match="at least two"):
+        B.add_oracle(cases[0], results[0], {"empty": empty(cases[0].src, None)})

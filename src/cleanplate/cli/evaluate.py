@@ -100,6 +100,12 @@ def _display_names(models: tuple[str, ...]) -> list[str]:
     is_flag=True,
     help="Align each plate onto its frame before every model, as `cleanplate image --align` does.",
 )
+@click.option(
+    "--oracle",
+    is_flag=True,
+    help="Also score the per-pixel best of the models (each pixel from the one closest to the truth): "
+    "a bound on combining them, not a method. Needs two or more models.",
+)
 @device_option
 @force_option
 def command(
@@ -117,6 +123,7 @@ def command(
     summary: bool,
     reference: str | None,
     align: bool,
+    oracle: bool,
     device: str,
     force: bool,
 ) -> None:
@@ -151,10 +158,19 @@ def command(
         model_args = (*model_args, reference)
     names = _display_names(model_args)
     ref_name = names[model_args.index(reference)] if reference is not None else None
+    if oracle and len(names) < 2:
+        raise InputError("--oracle needs two or more models (-m A -m B)")
+    from ..eval.benchmark import ORACLE
+
+    if oracle and ORACLE in names:
+        raise InputError(f"a model is named {ORACLE!r}, the name of --oracle's column; rename the file")
     predictors, infos = _load_models(model_args, names, device, align)
     config["align"] = align
     config["reference"] = ref_name
-    _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force, ref_name)
+    config["oracle"] = oracle
+    if oracle:
+        infos[ORACLE] = {"model": ORACLE, "of": ",".join(names)}
+    _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force, ref_name, oracle)
 
 
 def _cases(triples, gt_dir, backgrounds, subjects, split, level_list, seed, max_size):
@@ -198,20 +214,25 @@ def _load_models(model_args, names, device, align=False):
     return predictors, infos
 
 
-def _run(predictors, infos, names, cases, total, config, json_path, grid_path, summary, force, reference=None) -> None:
+def _run(
+    predictors, infos, names, cases, total, config, json_path, grid_path, summary, force, reference=None, oracle=False
+) -> None:
     from tqdm import tqdm
 
     from ..eval import report
-    from ..eval.benchmark import evaluate
+    from ..eval.benchmark import ORACLE, add_oracle, evaluate
     from ..io.atomic import atomic_path
     from ..io.image import write_image
 
+    names = [*names, ORACLE] if oracle else names
     grid = report.GridBuilder(names) if grid_path is not None else None
     bar = tqdm(total=total, unit="case", desc="eval", file=sys.stderr, disable=None)
 
     done: list = []  # results so far: written even when the run stops early
 
     def on_case(case, result, predictions) -> None:
+        if oracle:
+            add_oracle(case, result, predictions)
         done.append(result)
         if grid is not None:
             grid.add(case, result, predictions)

@@ -344,6 +344,35 @@ def evaluate(
     return results
 
 
+ORACLE = "oracle"
+
+
+def pixel_oracle(predictions: Predictions, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per pixel, the alpha of the model closest to the true alpha (and that model's foreground).
+
+    Not a method (it reads the truth): the bound on what choosing between these models pixel by
+    pixel could reach. When it is far below every model, their errors are complementary.
+    """
+    names = list(predictions)
+    alphas = np.stack([predictions[n][0] for n in names])
+    pick = np.abs(alphas - truth[None]).argmin(0)[None]
+    pha = np.take_along_axis(alphas, pick, 0)[0]
+    fgrs = [predictions[n][1] for n in names]
+    if any(f is None for f in fgrs):
+        return pha, None
+    return pha, np.take_along_axis(np.stack(fgrs), pick[..., None], 0)[0]  # type: ignore[arg-type]
+
+
+def add_oracle(case: Case, result: CaseResult, predictions: Predictions, name: str = ORACLE) -> None:
+    """Score the :func:`pixel_oracle` of the models in ``predictions`` as one more model, ``name``."""
+    models = {k: v for k, v in predictions.items() if k != name}
+    if len(models) < 2:
+        raise InputError("the per-pixel oracle needs at least two models")
+    pha, fgr = pixel_oracle(models, case.pha)
+    result.metrics[name] = score(pha, fgr, case)
+    predictions[name] = (pha, fgr)
+
+
 def select(results: Sequence[CaseResult], level: str | None = None, group: str | None = None) -> list[CaseResult]:
     """The results of one level and/or one group (None: any)."""
     return [r for r in results if (level is None or r.level == level) and (group is None or r.group == group)]
