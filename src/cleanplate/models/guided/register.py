@@ -41,10 +41,10 @@ def recovered_shift(working_long_side: int) -> float:
     """The plate shift, as a fraction of the frame's long side, that :func:`register` recovers for
     a working grid with this long side (0: do not count on it).
 
-    Measured on the vtest sample, a pure shift: recovered to 0.1 px up to 1.5 % of the long side at
-    working sides 320 (640 px frame, scale 1/2) and 375 (3000 px, 1/8), to 3 % at 480-512 (1080p at
-    1/4, 1024 px at 1/2); at 160 (320 px frame) only 90 % of a 1 % shift. The margin below 1.5 % is
-    for busier subjects than the sample's.
+    Measured on the vtest sample, a pure shift of 1.5 % of the long side: recovered within 0.1 px at
+    a working side of 320 (640 px frame, scale 1/2), within 0.7 px at 375 (3000 px, 1/8); up to 3 %
+    within 0.1 px at 480-512 (1080p at 1/4, 1024 px at 1/2); at 160 (320 px frame) only 90 % of a
+    1 % shift. The margin below 1.5 % is for busier subjects than the sample's.
     """
     return RECOVERED_SHIFT if working_long_side >= RECOVERED_MIN_SIDE else 0.0
 
