@@ -11,6 +11,9 @@ import torch.nn.functional as F
 
 from cleanplate.models.guided import GuidedMatting
 from cleanplate.models.guided.register import identity, register, warp
+from tests.shared_paths import ASSETS as DATA
+
+ASSETS = DATA / "train"
 
 
 def _texture(h: int, w: int, seed: int) -> torch.Tensor:
@@ -117,3 +120,58 @@ def test_a_small_working_grid_claims_nothing() -> None:
     from cleanplate.models.guided.register import recovered_shift
 
     assert recovered_shift(160) == 0.0
+
+
+def _vtest(dx: float = 0.0, dy: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The vtest frame (people on a campus path) and its plate, the plate's content moved by (-dx, -dy)
+    px, so the frame is the plate moved by (dx, dy)."""
+    import cv2
+    from PIL import Image
+
+    from cleanplate.samples import sample_pair
+
+    src_path, plate_path = sample_pair("vtest")
+    src = np.asarray(Image.open(src_path).convert("RGB"))
+    plate = np.asarray(Image.open(plate_path).convert("RGB"))
+    move = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    return src, cv2.warpAffine(plate, move, plate.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.mark.parametrize(("dx", "dy", "tol"), [(3.5, -1.0, 0.3), (-6.0, 4.0, 0.3), (40.0, 12.0, 1.0)])
+def test_measure_shift_near_and_far(dx: float, dy: float, tol: float) -> None:
+    """Within register's reach to a few tenths of a pixel; far beyond it (40 px) from the
+    phase-correlation peak, to a pixel. People in the frame."""
+    from cleanplate.models.guided.register import measure_shift
+
+    found = measure_shift(*_vtest(dx, dy))
+    assert found is not None and abs(found[0] - dx) < tol and abs(found[1] - dy) < tol, found
+
+
+def test_measure_shift_finds_none_for_an_aligned_plate_behind_a_camouflaged_subject() -> None:
+    """A subject whose texture is the background moved by (5, 3) px (a third of the frame): phase
+    correlation puts its peak there although the plate is aligned; the measurement must not."""
+    import cv2
+    from PIL import Image
+
+    from cleanplate.models.guided.register import measure_shift
+    from cleanplate.plate.fit import plate_offset
+
+    plate = np.asarray(Image.open(ASSETS / "backgrounds" / "skimage_brick.jpg").convert("RGB"))
+    h, w = plate.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    subject = ((yy - h / 2) / (h * 0.35)) ** 2 + ((xx - w / 2) / (w * 0.28)) ** 2 < 1
+    moved = cv2.warpAffine(plate, np.float32([[1, 0, 5], [0, 1, 3]]), (w, h), borderMode=cv2.BORDER_REFLECT)
+    frame = plate.copy()
+    frame[subject] = moved[subject]
+    frame = np.clip(frame + np.random.default_rng(0).normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+    coarse = plate_offset(frame, plate)
+    assert coarse is not None and np.hypot(*coarse) > 4  # the false peak this guards against
+    assert measure_shift(frame, plate) is None
+
+
+def test_measure_shift_stops_early_below_what_the_model_registers() -> None:
+    from cleanplate.models.guided.register import measure_shift
+
+    src, plate = _vtest(5.0, 0.0)
+    assert measure_shift(src, plate) is not None
+    assert measure_shift(src, plate, ignore_below=20.0) is None  # a 5 px coarse peak is under half of 20

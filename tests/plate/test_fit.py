@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cleanplate.errors import InputError, PlateMismatchError
-from cleanplate.plate.fit import aspect_matches, match_plate, misalignment_note, shift_note
+from cleanplate.plate.fit import aspect_matches, match_plate, plate_offset, shift_note
 
 
 def _gradient(h: int, w: int) -> np.ndarray:
@@ -71,25 +71,19 @@ def _shifted_pair(dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
     return frame, cv2.warpAffine(frame, move, (w, h), borderMode=cv2.BORDER_REFLECT)
 
 
-def test_a_shifted_plate_is_reported_with_its_shift():
+def test_phase_correlation_finds_a_large_shift_coarsely():
     frame, plate = _shifted_pair(-20, 8)  # the plate moved: the frame is the plate 20 px to the right
-    note = misalignment_note(frame, plate)
+    dx, dy = plate_offset(frame, plate)
+    assert abs(dx - 20) < 1 and abs(dy + 8) < 1
+    assert np.hypot(*plate_offset(frame, frame)) < 0.5
+
+
+def test_shift_note_names_the_shift_and_respects_jitter_and_the_models_own_registration():
+    note = shift_note((20.2, -7.8), (576, 768))
     assert note is not None and "(+20, -8) px" in note and "--align" in note and "\n" not in note
-    assert misalignment_note(frame, frame) is None
-
-
-def test_jitter_and_what_the_model_registers_itself_are_not_reported():
-    frame, plate = _shifted_pair(1.5, 0)
-    assert misalignment_note(frame, plate) is None  # below OFFSET_MIN_PX: ordinary jitter
-    frame, plate = _shifted_pair(12, 0)  # 1.6 % of the long side (768 px)
-    assert misalignment_note(frame, plate) is not None
-    assert misalignment_note(frame, plate, tolerance=0.02) is None
-    beyond = misalignment_note(frame, plate, tolerance=0.01)
-    assert beyond is not None and "more than this model registers by itself" in beyond
-
-
-def test_shift_note_of_no_measurement_is_none():
     assert shift_note(None, (480, 640)) is None
-    assert shift_note((0.5, 0.5), (480, 640)) is None
-    assert shift_note((30.0, 0.0), (480, 640)) is not None
-    assert shift_note((30.0, 0.0), (480, 640), tolerance=0.1) is None
+    assert shift_note((1.5, 0.5), (576, 768)) is None  # below OFFSET_MIN_PX: ordinary jitter
+    assert shift_note((12.0, 0.0), (576, 768)) is not None  # 1.6 % of the long side
+    assert shift_note((12.0, 0.0), (576, 768), tolerance=0.02) is None
+    beyond = shift_note((12.0, 0.0), (576, 768), tolerance=0.01)
+    assert beyond is not None and "more than this model registers by itself" in beyond

@@ -19,10 +19,11 @@ from torch import nn
 
 from ..errors import InputError
 from ..io.image import ImageLike, as_rgb
+from ..models.guided.register import measure_shift
 from ..options import auto_backbone_scale, check_backbone_scale
 from ..padding import crop_to, pad_to_multiple
 from ..plate.align import align_plate
-from ..plate.fit import PlateWarning, match_greyscale, match_plate, misalignment_note
+from ..plate.fit import PlateWarning, match_greyscale, match_plate, shift_note
 from .matte import Matte
 
 
@@ -58,7 +59,8 @@ def _checked_pair(
     if note is not None:
         warnings.warn(PlateWarning(note, index), stacklevel=3)
     if not align:
-        note = misalignment_note(frame, plate, tolerance)
+        offset = measure_shift(frame, plate, ignore_below=tolerance * max(frame.shape[:2]))
+        note = shift_note(offset, frame.shape[:2], tolerance)
         if note is not None:
             warnings.warn(PlateWarning(note, index), stacklevel=3)
     return frame, plate

@@ -37,8 +37,9 @@ from ..errors import InputError, OutputError
 from ..io.formats import OutputSpec
 from ..io.video_reader import VideoInfo, VideoReader, probe
 from ..io.video_writer import AudioSource, FrameWriter, check_writable, open_writer
+from ..models.guided.register import measure_shift
 from ..plate.auto import AutoPlate, AutoPlateOptions
-from ..plate.fit import PlateWarning, match_greyscale, match_plate, plate_offset, shift_note, to_grey_rgb
+from ..plate.fit import PlateWarning, match_greyscale, match_plate, shift_note, to_grey_rgb
 from ..plate.load import load_plate
 from ..plate.track import AlignStats
 from .background import Background
@@ -309,7 +310,7 @@ def _check_plate(
     if note is not None:
         warnings.warn(PlateWarning(note), stacklevel=3)
         image, fitted = to_grey_rgb(image), to_grey_rgb(fitted)
-    return image, plate_offset(first, fitted)
+    return image, measure_shift(first, fitted)
 
 
 def process_video(

@@ -100,7 +100,11 @@ def match_greyscale(plate: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, s
 
 def plate_offset(frame: np.ndarray, plate: np.ndarray, long_side: int = 256) -> tuple[float, float] | None:
     """The global shift (dx, dy) in frame pixels that best lines ``plate`` up with ``frame``
-    (same size, RGB), from phase correlation on small grey copies; None when no clear peak."""
+    (same size, RGB), from phase correlation on small grey copies; None when no clear peak.
+
+    A coarse guess: a large subject pulls it by pixels and a periodic background (brick) can put a
+    peak where no shift is; :func:`cleanplate.models.guided.register.measure_shift` checks it.
+    """
     import cv2
 
     h, w = frame.shape[:2]
@@ -121,18 +125,13 @@ def plate_offset(frame: np.ndarray, plate: np.ndarray, long_side: int = 256) -> 
     return dx * w / size[0], dy * h / size[1]
 
 
-def misalignment_note(frame: np.ndarray, plate: np.ndarray, tolerance: float = 0.0) -> str | None:
-    """One line when the plate looks shifted against the frame (a handheld or bumped camera), else None.
-
-    ``tolerance``: the shift, as a fraction of the long side, that the model registers by itself
-    (:meth:`cleanplate.Matter.plate_shift_tolerance`); only a larger one is reported.
-    """
-    return shift_note(plate_offset(frame, plate), frame.shape[:2], tolerance)
-
-
 def shift_note(offset: tuple[float, float] | None, size: tuple[int, int], tolerance: float = 0.0) -> str | None:
     """The warning for a measured plate ``offset`` (dx, dy) on a frame of ``size`` (h, w), or None
-    when it is jitter or within the ``tolerance`` (fraction of the long side) the model registers itself."""
+    when it is jitter or within the ``tolerance`` (fraction of the long side) the model registers itself.
+
+    The offset comes from :func:`cleanplate.models.guided.register.measure_shift` (robust to the
+    subject); :func:`plate_offset` alone is its coarse first guess.
+    """
     if offset is None:
         return None
     dx, dy = offset
