@@ -115,6 +115,16 @@ register_model(
 )
 register_model(
     ModelConfig(
+        "detail",
+        "the default with sub-pixel plate features: finer hair, leaves and gaps; may punch holes "
+        "where the subject matches the plate (bundled weights)",
+        "cleanplate.models.checkpoint:load_checkpoint",
+        weights="detail.pt",
+        refine_options=True,  # backbone_scale only, as for the default
+    )
+)
+register_model(
+    ModelConfig(
         "bgmv2",
         "MattingRefine mobilenetv2 trained by cleanplate, official BGMv2 layout (the previous default)",
         "cleanplate.models.checkpoint:load_checkpoint",
