@@ -175,3 +175,11 @@ def test_measure_shift_stops_early_below_what_the_model_registers() -> None:
     src, plate = _vtest(5.0, 0.0)
     assert measure_shift(src, plate) is not None
     assert measure_shift(src, plate, ignore_below=20.0) is None  # a 5 px coarse peak is under half of 20
+
+
+@pytest.mark.parametrize(("h", "w"), [(16, 2000), (300, 17), (8, 8)])
+def test_measure_shift_of_a_sliver_is_none(h: int, w: int) -> None:
+    from cleanplate.models.guided.register import measure_shift
+
+    frame = (np.random.default_rng(0).random((h, w, 3)) * 255).astype(np.uint8)
+    assert measure_shift(frame, frame.copy()) is None

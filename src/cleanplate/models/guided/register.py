@@ -236,6 +236,8 @@ def measure_shift(frame: np.ndarray, plate: np.ndarray, ignore_below: float = 0.
     k = max(1, math.ceil(max(h, w) / MEASURE_SIDE))
     if k > 1:
         src, bgr = F.avg_pool2d(src, k, ceil_mode=True), F.avg_pool2d(bgr, k, ceil_mode=True)
+    if min(src.shape[-2:]) < 16:  # a sliver of a frame: too little background to tell
+        return None
     with torch.no_grad():
         best = register(src, bgr)  # within its reach: exact, and identity unless it explains the background better
         if coarse is not None:  # beyond its reach: start from the coarse peak, keep it if it explains clearly more
