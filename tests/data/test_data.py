@@ -200,3 +200,34 @@ def test_structure_off_draws_no_random_numbers() -> None:
     procedural_subject(r1, 64, photos=[photo], photo_p=0.5)
     procedural_subject(r2, 64, photos=[photo], photo_p=0.5, structure_p=0.0)
     assert r1.random() == r2.random()
+
+
+def test_camouflage_paints_the_background_inside_the_subject_and_keeps_alpha() -> None:
+    rng = np.random.default_rng(2)
+    h, w = 64, 80
+    pha = np.zeros((h, w), np.float32)
+    pha[8:56, 16:64] = 1.0
+    fgr = np.full((h, w, 3), 0.9, np.float32)
+    bg = rng.uniform(0, 0.5, (h, w, 3)).astype(np.float32)
+    out = perturb.camouflage(fgr, pha, bg, np.random.default_rng(0))
+    changed = np.abs(out - fgr).max(-1) > 0.05
+    assert changed.any() and not changed[pha == 0].any()  # only inside the subject
+    near = 0.8 * bg + 0.2 * fgr  # the blob's centre: mostly the background's colours, slightly tinted
+    core = np.abs(out - near).max(-1) < 0.05
+    assert (core & (pha == 1)).sum() > 20
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    assert perturb.camouflage(fgr, np.zeros_like(pha), bg, np.random.default_rng(0)) is fgr  # no interior
+
+
+def test_camouflage_is_used_only_when_asked(monkeypatch) -> None:
+    """At 0 (every config before it) it is never reached, and the guard draws no random number, so
+    those configs keep their exact samples; at 1 every subject gets it."""
+    subjects, backgrounds = _pool()
+    calls = []
+    real = perturb.camouflage
+    monkeypatch.setattr(perturb, "camouflage", lambda *a: calls.append(1) or real(*a))
+    for seed in range(4):
+        make_sample(np.random.default_rng(seed), subjects, backgrounds, (64, 96), Mix(empty=0.0, real=0.7))
+    assert not calls
+    s = make_sample(np.random.default_rng(4), subjects, backgrounds, (64, 96), Mix(camouflage=1.0, empty=0.0, real=0.7))
+    assert calls and s["src"].shape == (64, 96, 3)

@@ -42,6 +42,7 @@ class Mix:
     large: float = 0.0  # share of subjects placed large (up to 1.5x the frame height)
     structure: float = 0.0  # share of procedural subjects with leaves, fur, lattices or photo outlines
     plate_texture: float = 0.0  # share of procedural subjects textured with crops of this sample's own plate
+    camouflage: float = 0.0  # share of subjects with a blob of the background's own colours inside (alpha kept)
 
 
 def load_training_pool(
@@ -102,6 +103,8 @@ def make_sample(
         f, a = perturb.place_subject(subject, h, w, rng, height_frac=frac)
         if rng.random() < mix.colour_jitter:
             f = perturb.colour_jitter(f, rng)
+        if mix.camouflage and rng.random() < mix.camouflage:  # no draw at 0: older configs keep their samples
+            f = perturb.camouflage(f, a, bg, rng)
         # Later subjects go in front of earlier ones ("over" in premultiplied colour).
         premult = f * a[..., None] + premult * (1 - a[..., None])
         pha = a + pha * (1 - a)
