@@ -98,3 +98,11 @@ def test_onnx_runs_the_subpixel_path_like_pytorch(tmp_path: Path) -> None:
     torch.manual_seed(1)
     got, want = _onnx_and_torch(GuidedMatting(subpixel=True).eval(), tmp_path / "sub.onnx")
     assert float(np.abs(got[0] - want[0].numpy()).mean()) < 1e-3
+
+
+@pytest.mark.slow
+def test_onnx_runs_the_subpixel_path_at_quarter_scale_like_pytorch(tmp_path: Path) -> None:
+    """Factor 4 (the HD setting): the sub-pixel features come from the frame averaged to half size."""
+    torch.manual_seed(2)
+    got, want = _onnx_and_torch(GuidedMatting(subpixel=True, backbone_scale=0.25).eval(), tmp_path / "q.onnx")
+    assert float(np.abs(got[0] - want[0].numpy()).mean()) < 1e-3

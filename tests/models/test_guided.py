@@ -212,3 +212,29 @@ def test_subpixel_checkpoint_round_trip(tmp_path) -> None:
     src, plate, _ = _scene()
     with torch.no_grad():
         assert torch.equal(model(src, plate)[0], loaded(src, plate)[0])
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 96), (2, 3, 37, 53)])
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 6, 8])
+def test_downsample_is_average_pooling(shape: tuple[int, ...], step: int) -> None:
+    from cleanplate.models.guided.net import _downsample
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(step))
+    assert torch.allclose(_downsample(x, step), torch.nn.functional.avg_pool2d(x, step), atol=1e-6)
+
+
+def test_subpixel_features_at_quarter_scale_read_the_frame_averaged_to_half() -> None:
+    """At factor 4 (HD) the sub-pixel features see the frame as it was seen at training (factor 2 on
+    a smaller image): a frame upscaled 2× gives, at factor 4, the working maps of the original at 2."""
+    src, plate, _ = _scene()
+    g = torch.Generator().manual_seed(5)
+    src = (src + 0.05 * torch.rand(src.shape, generator=g)).clamp(0, 1)  # pixel noise the average must see
+    model = GuidedMatting(subpixel=True).eval()
+    torch.nn.init.normal_(model.net.head.weight, std=1e-2, generator=g)
+    up = lambda x: torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")  # noqa: E731
+    with torch.no_grad():
+        small = model._forward(src, plate, 2)
+        big = model._forward(up(src), up(plate), 4)
+    for a, b in zip(small[2:5], big[2:5], strict=True):  # pha_sm, fgr_sm, err_sm
+        assert torch.allclose(a, b, atol=1e-5)
+    assert (big[0] - up(small[0])).abs().mean() < 0.01  # and the full-resolution matte follows

@@ -220,20 +220,27 @@ class GuidedMatting(nn.Module):
         return fast
 
     def _forward(self, src: torch.Tensor, bgr: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
-        src_lr = F.avg_pool2d(src, k) if k > 1 else src
-        bgr_lr = F.avg_pool2d(bgr, k) if k > 1 else bgr
+        # sub-pixel path below factor 2 (HD and up): its features read the frame averaged to the
+        # sub-pixel grid, as at training, where that grid is the (downsized) image itself
+        step = k // SUB if self.subpixel and k > SUB and k % SUB == 0 else 1
+        src_sub, bgr_sub = _downsample(src, step), _downsample(bgr, step)
+        src_lr = F.avg_pool2d(src_sub, k // step) if k > 1 else src
+        bgr_lr = F.avg_pool2d(bgr_sub, k // step) if k > 1 else bgr
         theta = register(src_lr, bgr_lr)  # the handheld plate moved onto the frame (identity when aligned)
         plain = eager()
         if not plain or not torch.equal(theta, identity(theta.shape[0], theta)):
             bgr_lr, bgr = warp(bgr_lr, theta), warp(bgr, theta)
+            bgr_sub = warp(bgr_sub, theta) if step > 1 else bgr
         f = feat.plate_features(src_lr, bgr_lr)
         stack = f["stack"]
         # the edge step's plate: tone-matched where it needs it (patched: its cells only), or once
-        # for the whole frame when the sub-pixel features need it anyway
+        # for the whole frame when the sub-pixel features read it at full resolution anyway
         edge_plate, edge_beta = bgr, f["beta"]
         if self.subpixel:
-            edge_plate, edge_beta = feat.apply_tone(bgr, f["beta"]), None
-            stack = torch.cat([stack, _subpixel_features(src, edge_plate, stack.shape[-2:])], dim=1)
+            matched_sub = feat.apply_tone(bgr_sub, f["beta"])
+            if step == 1:
+                edge_plate, edge_beta = matched_sub, None
+            stack = torch.cat([stack, _subpixel_features(src_sub, matched_sub, stack.shape[-2:])], dim=1)
         stack = stack.to(self.net.head.weight.dtype)  # features in float32, the net in its own precision
         stack = stack.contiguous(memory_format=torch.channels_last) if self.channels_last else stack
         out = self.net(stack).float().contiguous()
@@ -265,6 +272,16 @@ class GuidedMatting(nn.Module):
         pha, fgr = edges(src, edge_plate, edge_beta, alpha_up, maps, k)
         ref_sm = (band_sm > 0.5).to(pha.dtype)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
+
+
+def _downsample(x: torch.Tensor, step: int) -> torch.Tensor:
+    """``avg_pool2d(x, step)``; powers of two by halving with strided slices (3× faster on CPU at 1080p)."""
+    while step > 1 and step % 2 == 0:
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        x = x[..., :h, :w]
+        x = (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]).mul_(0.25)
+        step //= 2
+    return F.avg_pool2d(x, step) if step > 1 else x
 
 
 def _subpixel_features(src: torch.Tensor, matched: torch.Tensor, size: torch.Size) -> torch.Tensor:
