@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...transforms import to_tensor
+
 MIN_SIDE = 40  # the pyramid stops before a level's short side gets below this
 MAX_SIDE = 512  # the finest level: larger working grids are averaged down to this first (speed)
 ITERS = (2, 3, 5, 8)  # Gauss–Newton iterations per level, finest first (fine levels cost the most)
@@ -225,14 +227,10 @@ def measure_shift(frame: np.ndarray, plate: np.ndarray, ignore_below: float = 0.
     if min(h, w) < 16:
         return None
 
-    def tensor(img: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.array(img[..., :3], dtype=np.float32)).permute(2, 0, 1)[None]
-        return x / 255 if img.dtype == np.uint8 else x
-
     coarse = plate_offset(frame, plate)
     if ignore_below > 0 and (coarse is None or math.hypot(*coarse) < 0.5 * ignore_below):
         return None
-    src, bgr = tensor(frame), tensor(plate)
+    src, bgr = (to_tensor(np.ascontiguousarray(x[..., :3]))[None].float() for x in (frame, plate))
     k = max(1, math.ceil(max(h, w) / MEASURE_SIDE))
     if k > 1:
         src, bgr = F.avg_pool2d(src, k, ceil_mode=True), F.avg_pool2d(bgr, k, ceil_mode=True)
