@@ -313,3 +313,60 @@ def test_sigterm_to_the_whole_process_group_saves_the_steps_done(smoke_config: P
     done = json.loads(log.read_text().splitlines()[-1])["step"]
     state = torch.load(tmp_path / "smoke" / "last.pt", weights_only=True)
     assert state["stage"] == 0 and state["step"] >= done
+
+
+def test_weight_average_is_the_mean_of_the_states_it_saw() -> None:
+    from cleanplate.train.loop import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    avg, seen = WeightAverage(), []
+    for value in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            net[0].weight.fill_(value)
+            net[1].running_mean.fill_(-value)
+            net[1].num_batches_tracked.fill_(int(value))
+        avg.update(net)
+        seen.append(value)
+    assert avg.count == 3
+    assert torch.allclose(avg.mean["0.weight"], torch.full_like(net[0].weight, 3.0))
+    assert torch.allclose(avg.mean["1.running_mean"], torch.full((2,), -3.0))
+    assert int(avg.mean["1.num_batches_tracked"]) == 6  # integer buffers: the latest
+
+
+def test_average_from_averages_the_decay_across_a_resume_and_exports_it(smoke_config: Path, tmp_path: Path) -> None:
+    """``average_from = 0.5`` over 4 steps: the result is the mean of the weights after steps 3 and 4,
+    also when the run is cut after step 3 and resumed; the export ships that mean."""
+    from cleanplate.models.checkpoint import load_checkpoint
+    from cleanplate.train.export import export_run, initial_weights
+
+    text = smoke_config.read_text()
+    text = text[: text.index("[[stages]]")] + (
+        '[[stages]]\nkind = "guided"\nsteps = 4\nbatch_size = 2\nsize = [64, 64]\nlr = 1e-2\nwarmup = 0\n'
+        "average_from = 0.5\n"
+    )
+    path = tmp_path / "avg.toml"
+    path.write_text(text.replace("bf16 = true", "bf16 = false"))
+    cfg = load_config(path)
+    last = Trainer(cfg, log=lambda m: None, until=3).run()
+    third = torch.load(last, weights_only=True)
+    assert third["averaged"] == 1
+    Trainer(cfg, log=lambda m: None).run()
+    fourth = torch.load(last, weights_only=True)
+    assert (fourth["step"], fourth["averaged"]) == (4, 2)
+    key = "net.head.weight"
+    assert not torch.equal(third["model"][key], fourth["model"][key])
+    mean = (third["model"][key] + fourth["model"][key]) / 2
+    assert torch.allclose(fourth["average"][key], mean, atol=1e-7)
+    model, info = load_checkpoint(export_run(last, tmp_path / "m.pt", half=False))
+    assert torch.allclose(model.state_dict()[key], mean, atol=1e-7) and info["meta"]["averaged_steps"] == 2
+    assert torch.allclose(initial_weights(str(last))[key], mean, atol=1e-7)
+    assert torch.allclose(torch.load(tmp_path / "smoke" / "stage0.pt", weights_only=True)["model"][key], mean)
+
+
+def test_config_rejects_an_average_outside_the_stage(tmp_path: Path) -> None:
+    from cleanplate.errors import InputError
+
+    path = tmp_path / "bad.toml"
+    path.write_text('[[stages]]\nkind = "guided"\naverage_from = 1.0\n')
+    with pytest.raises(InputError, match="average_from"):
+        load_config(path)

@@ -28,6 +28,9 @@ class StageConfig:
     backbone_scale: float = 0.5
     sample_pixels: int = 16384
     subpixel: bool = False  # guided: the full-resolution sub-pixel path of GuidedMatting
+    # the stage's result is the uniform average of the weights after every step from this fraction
+    # of its steps on (stochastic weight averaging over the lr decay); None: the last step's weights
+    average_from: float | None = None
 
 
 @dataclass
@@ -75,6 +78,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
         s.size = tuple(s.size)
         if s.kind not in STAGE_KINDS:
             raise InputError(f"{path}: stage kind must be one of {', '.join(STAGE_KINDS)}, got {s.kind!r}")
+        if s.average_from is not None and not 0.0 <= s.average_from < 1.0:
+            raise InputError(f"{path}: average_from must be in [0, 1), got {s.average_from}")
     cfg = _build(TrainConfig, data, str(path))
     cfg.stages = stages
     # Relative data paths are relative to the config file's folder.

@@ -30,7 +30,7 @@ def initial_weights(init: str) -> dict[str, torch.Tensor]:
         except Exception:  # not a torch file at all: load_checkpoint says why in one line
             state = None
         if is_training_state(state):
-            return state["model"]
+            return state.get("average", state["model"])  # a weight-averaged run: its average
     model, _ = load_checkpoint(path)
     return model.state_dict()
 
@@ -83,7 +83,7 @@ def export_run(
     cfg = TrainConfig(**{**cfg_dict, "stages": stages})
     stage = stages[min(state["stage"], len(stages) - 1)]
     model = build_model(cfg, stage)
-    weights = state["model"]
+    weights = state.get("average", state["model"])  # a weight-averaged stage ships its average
     if blend is not None:
         theirs = initial_weights(blend[0])
         if isinstance(model, GuidedMatting):
@@ -96,6 +96,8 @@ def export_run(
         "stage": state["stage"],
         "step": state["step"],
     }
+    if "average" in state:
+        info["averaged_steps"] = state.get("averaged", 0)
     if blend is not None:
         info["blend"] = {"with": str(blend[0]), "t": blend[1]}
     info.update(meta or {})

@@ -90,6 +90,28 @@ def lr_at(step: int, stage: StageConfig) -> float:
     return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+class WeightAverage:
+    """Uniform running average of a model's weights and BatchNorm statistics (integer buffers: the latest).
+
+    Averaging the weights a run passes through as its learning rate decays (Izmailov et al. 2018,
+    stochastic weight averaging) smooths the step-to-step swings of single states: here, holes a
+    state punches in one solid subject and the next does not.
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor] | None = None, count: int = 0) -> None:
+        self.mean = {k: v.detach().clone() for k, v in (state or {}).items()}
+        self.count = count
+
+    def update(self, model: torch.nn.Module) -> None:
+        self.count += 1
+        for key, value in model.state_dict().items():
+            value = value.detach()
+            if key not in self.mean or not value.is_floating_point():
+                self.mean[key] = value.clone()
+            else:
+                self.mean[key].add_(value - self.mean[key], alpha=1.0 / self.count)
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -122,8 +144,8 @@ class Trainer:
     def last_path(self) -> Path:
         return self.run_dir / "last.pt"
 
-    def _state(self, stage_index: int, step: int, model, opt) -> dict:
-        return {
+    def _state(self, stage_index: int, step: int, model, opt, average: WeightAverage | None = None) -> dict:
+        state = {
             "stage": stage_index,
             "step": step,
             "model": model.state_dict(),
@@ -131,6 +153,9 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "sources": self.sources,
         }
+        if average is not None and average.count:
+            state["average"], state["averaged"] = average.mean, average.count
+        return state
 
     def run(self, *, resume: bool = True) -> Path:
         """Train every stage; return the path of the final checkpoint (a full training state).
@@ -183,6 +208,13 @@ class Trainer:
             self.log(f"resuming stage {index} at step {step}")
         if self.until is not None and step >= self.until:  # already there (a resumed cut run)
             raise _Stopped
+        average = None
+        if stage.average_from is not None:
+            average_start = int(stage.steps * stage.average_from)
+            kept = state.get("average") if state is not None else None
+            average = WeightAverage(kept, state.get("averaged", 0) if kept is not None else 0)
+            if kept is None and step > average_start:
+                self.log(f"stage {index}: weight average from step {step} (no average kept before it)")
         mix = Mix(**cfg.mix)
         data = SyntheticMatting(self.subjects, self.backgrounds, stage.size, seed=cfg.seed * 1000 + index, mix=mix)
         indices = range(step * stage.batch_size, stage.steps * stage.batch_size)
@@ -216,6 +248,8 @@ class Trainer:
                 loss.backward()
                 opt.step()
                 step += 1
+                if average is not None and step > average_start:
+                    average.update(model)
                 if step % cfg.log_every == 0 or step == stage.steps:
                     rate = (step - first_step) / (time.monotonic() - t0)
                     eta = (stage.steps - step) / max(rate, 1e-9)
@@ -234,25 +268,26 @@ class Trainer:
                         }
                     )
                 if time.monotonic() - last_save > cfg.save_every_s or step == stage.steps:
-                    _atomic_save(self._state(index, step, model, opt), self.last_path)
+                    _atomic_save(self._state(index, step, model, opt, average), self.last_path)
                     last_save = time.monotonic()
                 if self.until is not None and step >= self.until:
-                    _atomic_save(self._state(index, step, model, opt), self.last_path)
+                    _atomic_save(self._state(index, step, model, opt, average), self.last_path)
                     self.log(f"stopped at stage {index} step {step} (--until)")
                     raise _Stopped
         except KeyboardInterrupt:
             # Ctrl-C: keep every finished step, so --resume goes on from here and not the last timed save.
-            _atomic_save(self._state(index, step, model, opt), self.last_path)
+            _atomic_save(self._state(index, step, model, opt, average), self.last_path)
             self.log(f"interrupted at stage {index} step {step}; saved {self.last_path} (resume to go on)")
             raise
-        final = (
-            self._state(index + 1, 0, model, opt)
-            if index + 1 < len(cfg.stages)
-            else self._state(index, step, model, opt)
-        )
+        result = average.mean if average is not None and average.count else model.state_dict()
+        if index + 1 < len(cfg.stages):  # the next stage starts from this stage's result
+            final = self._state(index + 1, 0, model, opt)
+            final["model"] = result
+        else:
+            final = self._state(index, step, model, opt, average)
         _atomic_save(final, self.last_path)
-        _atomic_save({"model": model.state_dict(), "stage": index}, self.run_dir / f"stage{index}.pt")
-        return model.state_dict()
+        _atomic_save({"model": result, "stage": index}, self.run_dir / f"stage{index}.pt")
+        return result
 
     def _autocast(self):
         if not self.cfg.bf16:
