@@ -62,10 +62,11 @@ def test_untrained_model_is_the_keyer_and_sizes_round_trip() -> None:
     assert float(err_sm.abs().max()) == 0.0  # zero-initialised head
 
 
-def test_batch_equals_single_frames() -> None:
+@pytest.mark.parametrize(("subpixel", "scale"), [(False, 0.5), (True, 0.5), (True, 0.25)])
+def test_batch_equals_single_frames(subpixel: bool, scale: float) -> None:
     a, pa, _ = _scene(seed=2)
     b, pb, _ = _scene(seed=3)
-    model = GuidedMatting().eval()
+    model = GuidedMatting(backbone_scale=scale, subpixel=subpixel).eval()
     with torch.no_grad():
         torch.nn.init.normal_(model.net.head.weight, std=0.01)  # a non-trivial correction
         both = model(torch.cat([a, b]), torch.cat([pa, pb]))[0]
