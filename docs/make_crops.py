@@ -1,6 +1,6 @@
 """Regenerate the README's 1:1 edge crops: the same hair and edge regions matted by several models.
 
-    python docs/make_crops.py                                     # default vs classical vs bgmv2
+    python docs/make_crops.py                                     # default vs classical vs fast vs bgmv2
     python docs/make_crops.py --models default,classical -o /tmp/crops.jpg
 
 Each row is one region at 1:1 pixels (no resampling): the frame, then each model's foreground
@@ -65,7 +65,7 @@ def pairs() -> list[tuple[str, np.ndarray, np.ndarray, float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="default,classical,bgmv2")
+    parser.add_argument("--models", default="default,classical,fast,bgmv2")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "edge_crops.jpg")
     args = parser.parse_args()
     names = [m.strip() for m in args.models.split(",") if m.strip()]

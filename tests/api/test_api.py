@@ -45,7 +45,7 @@ def test_public_names():
     assert cleanplate.load is load and cleanplate.Matter is Matter and cleanplate.Matte is Matte
     assert cleanplate.MattingRefine is MattingRefine and cleanplate.MattingBase is MattingBase
     assert isinstance(cleanplate.__version__, str)
-    assert set(list_models()) == {"default", "detail", "bgmv2", "classical"}
+    assert set(list_models()) == {"default", "fast", "bgmv2", "classical"}
 
 
 @pytest.mark.parametrize(
@@ -390,15 +390,15 @@ def test_a_shifted_plate_is_reported_only_beyond_what_the_model_registers(model:
     assert (matter.plate_shift_tolerance(576, 768) > 0) == (model != "bgmv2")
 
 
-def test_the_detail_model_is_the_sub_pixel_network_and_agrees_with_the_default_on_a_sample():
-    """``detail`` ships its own weights (GuidedMatting with sub-pixel features); on the carpark pair
-    its matte is the same person as the default's (masks overlap, IoU > 0.7: they differ in the blobs
-    each leaves where the real plate drifted), not a broken file."""
+def test_the_default_is_the_sub_pixel_network_and_agrees_with_fast_on_a_sample():
+    """``default`` is GuidedMatting with sub-pixel features, ``fast`` the plain one, each with its own
+    weights; on the carpark pair both matte the same person (masks overlap, IoU > 0.7: they differ in
+    the blobs each leaves where the real plate drifted), not a broken file."""
     from cleanplate.models.guided import GuidedMatting
 
-    detail, default = load("detail", device="cpu"), load("default", device="cpu")
-    assert isinstance(detail.model, GuidedMatting) and detail.model.subpixel
-    assert not default.model.subpixel
+    default, fast = load("default", device="cpu"), load("fast", device="cpu")
+    assert isinstance(default.model, GuidedMatting) and default.model.subpixel
+    assert isinstance(fast.model, GuidedMatting) and not fast.model.subpixel
     src, plate = sample_pair("carpark")
-    a, b = detail.matte(src, plate).alpha > 0.5, default.matte(src, plate).alpha > 0.5
+    a, b = default.matte(src, plate).alpha > 0.5, fast.matte(src, plate).alpha > 0.5
     assert a.mean() > 0.02 and (a & b).sum() / (a | b).sum() > 0.7

@@ -254,7 +254,7 @@ def test_wrong_architecture_checkpoint_names_the_key(capsys, shots, tmp_path, ck
 def test_unknown_model_name(capsys, shots, tmp_path):
     code, _, err = run(capsys, "image", shots / "a.png", "--plate", shots / "plate.png", "-o", tmp_path / "o",
                        "--model", "resnet-best")  # fmt: skip
-    assert_user_error(code, err, "resnet-best", "default, detail, bgmv2, classical")
+    assert_user_error(code, err, "resnet-best", "default, fast, bgmv2, classical")
 
 
 @pytest.mark.parametrize(

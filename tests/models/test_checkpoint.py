@@ -154,7 +154,7 @@ def test_bare_unknown_name_lists_builtins():
     # names are the registry's (the one way in); the checkpoint loader knows files only
     from cleanplate.models.registry import create_model
 
-    with pytest.raises(CheckpointError, match="built-in models: default, detail, bgmv2, classical"):
+    with pytest.raises(CheckpointError, match="built-in models: default, fast, bgmv2, classical"):
         create_model("resnet-best")
     with pytest.raises(CheckpointError, match="checkpoint not found: resnet-best"):
         load_checkpoint("resnet-best")

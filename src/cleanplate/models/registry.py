@@ -107,7 +107,8 @@ def register_model(config: ModelConfig) -> ModelConfig:
 register_model(
     ModelConfig(
         "default",
-        "plate-guided network: keyed plate features, learned correction, full-resolution edges (bundled weights)",
+        "plate-guided network with sub-pixel plate features: keyed plate features, learned correction, "
+        "per-pixel detail, full-resolution edges (bundled weights)",
         "cleanplate.models.checkpoint:load_checkpoint",
         weights="default.pt",
         refine_options=True,  # backbone_scale only; BGMv2's refiner options are refused by the loader
@@ -115,11 +116,11 @@ register_model(
 )
 register_model(
     ModelConfig(
-        "detail",
-        "the default with sub-pixel plate features: finer hair, leaves and gaps; may punch holes "
-        "where the subject matches the plate (bundled weights)",
+        "fast",
+        "the plate-guided network without the sub-pixel path (the default before 0.2): about 20 % faster, "
+        "softer hair (bundled weights)",
         "cleanplate.models.checkpoint:load_checkpoint",
-        weights="detail.pt",
+        weights="fast.pt",
         refine_options=True,  # backbone_scale only, as for the default
     )
 )
