@@ -117,7 +117,7 @@ register_model(
 register_model(
     ModelConfig(
         "fast",
-        "the plate-guided network without the sub-pixel path (the default before 0.2): about 20 % faster, "
+        "the plate-guided network without the sub-pixel path (the previous default): about 20 % faster, "
         "softer hair (bundled weights)",
         "cleanplate.models.checkpoint:load_checkpoint",
         weights="fast.pt",

@@ -93,7 +93,7 @@ def fit_tone(src: torch.Tensor, bgr: torch.Tensor, iters: int = 4) -> tuple[torc
         wts = torch.where(u.abs() < 1, (1 - u * u) ** 2, torch.zeros_like(u)).amin(dim=1, keepdim=True)
         lam = RIDGE * wts.sum(-1).clamp_min(1.0) + 1e-3 * n  # (B, 1)
         # the normal equations of the weighted fit y ~ b0 + b1 x + b2 x^2 from the weighted moments of
-        # x (no (B, C, N, 3) design matrix: 3x faster at 1080p)
+        # x (no (B, C, N, 3) design matrix: 4.5x faster at the 1080p working grid)
         wx, wx2 = wts * x, wts * x2
         s0 = wts.sum(-1).expand(b, c)
         s1, s2, s3, s4 = wx.sum(-1), wx2.sum(-1), (wx2 * x).sum(-1), (wx2 * x2).sum(-1)
