@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cleanplate.data import perturb
-from cleanplate.data.procedural import _foliage, _lattice, procedural_subject
+from cleanplate.data.procedural import _canopy, _foliage, _hair_volume, _lattice, procedural_subject
 from cleanplate.data.split import is_holdout_background, is_holdout_subject, license_allows_training
 from cleanplate.data.subjects import Subject, estimate_foreground
 from cleanplate.train.dataset import Mix, load_training_pool, make_sample
@@ -231,3 +231,51 @@ def test_camouflage_is_used_only_when_asked(monkeypatch) -> None:
     assert not calls
     s = make_sample(np.random.default_rng(4), subjects, backgrounds, (64, 96), Mix(camouflage=1.0, empty=0.0, real=0.7))
     assert calls and s["src"].shape == (64, 96, 3)
+
+
+def _square_mask(n: int = 200) -> np.ndarray:
+    mask = np.zeros((n, n), np.float32)
+    mask[60:140, 60:140] = 1
+    return mask
+
+
+def test_hair_volume_is_a_region_of_partial_coverage() -> None:
+    """Many pixels between 0 and 1 (sub-pixel strands), some near solid where strands pile up, and
+    strands reaching well out of the body."""
+    mask = _square_mask()
+    for seed in range(4):
+        hair = _hair_volume(np.random.default_rng(seed), 200, 200, mask)
+        assert hair.dtype == np.float32 and hair.min() >= 0 and hair.max() <= 1
+        outside = hair[mask == 0]
+        partial = ((outside > 0.05) & (outside < 0.95)).sum()
+        assert partial > 300, partial
+        assert partial > (outside >= 0.95).sum()  # mostly fractional, not a solid halo
+
+
+def test_canopy_has_gaps_of_background_inside_its_crown() -> None:
+    mask = _square_mask()
+    for seed in range(4):
+        crown = _canopy(np.random.default_rng(seed), 200, 200, mask)
+        assert crown.min() >= 0 and crown.max() <= 1
+        covered = crown > 0.5
+        assert covered.sum() > 200
+        ys, xs = np.nonzero(covered)
+        box = crown[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        assert (box < 0.05).mean() > 0.1  # background shows through between leaves and twigs
+
+
+def test_volume_off_draws_no_random_numbers_and_on_adds_partial_coverage() -> None:
+    photo = np.random.default_rng(0).uniform(0, 1, (60, 80, 3)).astype(np.float32)
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    procedural_subject(r1, 64, photos=[photo], photo_p=0.5, structure_p=0.5)
+    procedural_subject(r2, 64, photos=[photo], photo_p=0.5, structure_p=0.5, volume_p=0.0)
+    assert r1.random() == r2.random()
+    soft = lambda a: ((a > 0.05) & (a < 0.95)).mean()  # noqa: E731
+    plain = [soft(procedural_subject(np.random.default_rng(s), 128).pha) for s in range(8)]
+    volume = [soft(procedural_subject(np.random.default_rng(s), 128, volume_p=1.0).pha) for s in range(8)]
+    assert np.mean(volume) > 1.5 * np.mean(plain)
+    subjects, backgrounds = _pool()
+    s = make_sample(
+        np.random.default_rng(1), subjects, backgrounds, (64, 96), Mix(volume=1.0, real=0.0, procedural=1.0, empty=0.0)
+    )
+    assert s["pha"].shape == (64, 96) and 0 <= s["pha"].min() and s["pha"].max() <= 1

@@ -4,8 +4,10 @@ Textured shapes with soft or hard edges, holes, hair-like strands and semi-trans
 the cases where a plate difference alone is ambiguous (colour matches the background, thin
 structures, partial coverage). Structured subjects (``structure_p``) add what people and blobs
 lack and plants, toys and baskets have: leaf clusters, fur along the whole outline, lattices of
-holes, and outlines traced from real photos. Every subject is a pure function of its random
-generator.
+holes, and outlines traced from real photos. Volumes (``volume_p``) fill a whole region with
+partial coverage: a mass of fine strands (a troll's or doll's hair, fur) or a canopy of leaves and
+twigs with the background showing through its gaps: the held-out failures were regions like these
+answered as solid. Every subject is a pure function of its random generator.
 """
 
 from __future__ import annotations
@@ -170,18 +172,100 @@ def _structure(
     return np.maximum(alpha, _photo_outline(rng, h, w, mask, photos))  # type: ignore[arg-type]
 
 
+VOLUME_OVERSAMPLE = 4  # volumes are drawn at 4x and area-reduced: per-pixel coverage of sub-pixel strands
+
+
+def _region(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.ndarray:
+    """A soft elliptical region centred on the subject's outline (hair on a head, a crown on a trunk)."""
+    ((cx, cy),) = _edge_points(mask, rng, 1)
+    region = np.zeros((h, w), np.float32)
+    axes = (int(rng.uniform(0.15, 0.45) * w), int(rng.uniform(0.15, 0.45) * h))
+    cv2.ellipse(region, (int(cx), int(cy)), axes, rng.uniform(0, 180), 0, 360, 1.0, -1)
+    return cv2.GaussianBlur(region, (0, 0), max(1.0, 0.05 * min(axes)))
+
+
+def _hair_volume(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.ndarray:
+    """Coverage of hundreds of long sub-pixel strands rooted in a region of the subject, combed along
+    a smooth flow (away from the subject's centre, with a common bend): dense strands pile up
+    towards solid near the roots and thin out to single strands at the tips."""
+    s = VOLUME_OVERSAMPLE
+    region = _region(rng, h, w, mask)
+    ys, xs = np.nonzero((region > 0.5) & (mask > 0.3))
+    if len(ys) == 0:
+        ys, xs = np.nonzero(region > 0.5)
+    if len(ys) == 0:
+        return np.zeros((h, w), np.float32)
+    my, mx = np.nonzero(mask > 0.5) if (mask > 0.5).any() else (ys, xs)
+    centre = np.array([mx.mean(), my.mean()], np.float32)
+    canvas = np.zeros((h * s, w * s), np.uint8)
+    bend, spread = rng.normal(0, 0.6), rng.uniform(0.1, 0.5)
+    gravity = np.array([0.0, 1.0]) * rng.uniform(0, 1.5)  # long hair falls, a troll's stands up
+    length = rng.uniform(0.1, 0.45) * min(h, w)
+    n = int(rng.integers(300, 2500))
+    idx = rng.integers(len(ys), size=n)
+    for i in idx:
+        p = np.array([xs[i], ys[i]], np.float64)
+        d = p - centre
+        d = d / (np.linalg.norm(d) + 1e-6) + rng.normal(0, spread, 2)
+        pts, step = [p.copy()], length * rng.uniform(0.3, 1.0) / 10
+        for _ in range(10):
+            d = d / (np.linalg.norm(d) + 1e-6)
+            p = p + d * step
+            pts.append(p.copy())
+            d = d + np.array([-d[1], d[0]]) * bend * 0.15 + gravity * 0.1 + rng.normal(0, 0.05, 2)
+        width = 1 if rng.random() < 0.8 else 2  # at 4x: strands a quarter or half a pixel wide
+        cv2.polylines(canvas, [(np.array(pts) * s).astype(np.int32)], False, 255, width, cv2.LINE_AA)
+    cover = cv2.resize(canvas.astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)
+    return np.clip(cover, 0, 1).astype(np.float32)
+
+
+def _canopy(rng: np.random.Generator, h: int, w: int, mask: np.ndarray) -> np.ndarray:
+    """A crown of leaves and twigs over a region: coverage with gaps of every size, from holes a
+    pixel wide to open sky between branches."""
+    s = VOLUME_OVERSAMPLE
+    region = _region(rng, h, w, mask)
+    ys, xs = np.nonzero(region > 0.3)
+    if len(ys) == 0:
+        return np.zeros((h, w), np.float32)
+    canvas = np.zeros((h * s, w * s), np.uint8)
+    scale = min(h, w) * s
+    leaf = rng.uniform(0.008, 0.04)
+    for i in rng.integers(len(ys), size=int(rng.integers(20, 60))):  # twigs first, leaves on them
+        a = np.array([xs[i], ys[i]], np.float64) * s
+        b = a + rng.normal(0, 0.12, 2) * scale
+        cv2.line(canvas, tuple(a.astype(int)), tuple(b.astype(int)), 255, int(rng.integers(1, 5)), cv2.LINE_AA)
+    for i in rng.integers(len(ys), size=int(rng.integers(80, 600))):
+        cx, cy = xs[i] * s + rng.uniform(-s, s), ys[i] * s + rng.uniform(-s, s)
+        axes = (max(2, int(leaf * scale * rng.uniform(0.5, 1.5))), max(1, int(leaf * scale * rng.uniform(0.2, 0.6))))
+        cv2.ellipse(canvas, (int(cx), int(cy)), axes, rng.uniform(0, 360), 0, 360, 255, -1, cv2.LINE_AA)
+    cover = cv2.resize(canvas.astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)
+    return (cover * (region > 0.05)).astype(np.float32)
+
+
+def _volume(rng: np.random.Generator, h: int, w: int, mask: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A hair volume (over the subject) or a canopy (replacing the subject where it grows)."""
+    if rng.random() < 0.6:
+        return np.maximum(alpha, _hair_volume(rng, h, w, mask))
+    crown = _canopy(rng, h, w, mask)
+    region = crown > 0  # inside the crown only leaves and twigs: the solid body is cut away there
+    body = alpha * (1 - cv2.GaussianBlur(region.astype(np.float32), (0, 0), 2))
+    return np.maximum(body, crown)
+
+
 def procedural_subject(
     rng: np.random.Generator,
     size: int = 384,
     photos: list[np.ndarray] | None = None,
     photo_p: float = 0.5,
     structure_p: float = 0.0,
+    volume_p: float = 0.0,
 ) -> Subject:
     """A random subject of about ``size`` pixels on its long side.
 
     With ``photos``, a share ``photo_p`` of subjects is textured with crops of real photos, so the
     network must read the plate difference rather than learn what backgrounds look like. A share
-    ``structure_p`` gets fine structure (see the module docstring) on top.
+    ``structure_p`` gets fine structure (see the module docstring) on top, a share ``volume_p`` a
+    volume of hair or leaves.
     """
     h, w = size, int(size * rng.uniform(0.6, 1.0))
     mask = _blob_mask(rng, h, w)
@@ -194,6 +278,8 @@ def procedural_subject(
     # Drawn only when asked for, so configs without it keep their exact samples.
     if structure_p and rng.random() < structure_p:
         alpha = _structure(rng, h, w, mask, alpha, photos)
+    if volume_p and rng.random() < volume_p:
+        alpha = _volume(rng, h, w, mask, alpha)
     fgr = _photo_texture(rng, h, w, photos) if photos and photo_p and rng.random() < photo_p else _texture(rng, h, w)
     return Subject(
         f"procedural_{rng.integers(1 << 30)}", fgr, np.clip(alpha, 0, 1).astype(np.float32), "procedural", "generated"
