@@ -7,7 +7,10 @@ Each row is one region at 1:1 pixels (no resampling): the frame, then each model
 composited over a saturated magenta, where a halo of the old background and hair drawn as a
 blob both show at once. Rows: the held-out people of the benchmark (VideoMatte240K and P3M-10k,
 MIT) composited over held-out backgrounds exactly as ``cleanplate eval`` builds its ``low`` level
-(aligned plate), and the bundled carpark pair (MIT, real photo and plate).
+(aligned plate), the bundled carpark pair (MIT, real photo and plate) and the curly hair of the real
+handheld rooftop pair (frame 0500 and its plate, registered with ``align=True``; from the
+BackgroundMattingV2 authors under CC BY-NC-SA 4.0, shown here as that licence allows, never used
+to train a shipped model).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
 
 
 def pairs() -> list[tuple[str, np.ndarray, np.ndarray, float, float]]:
-    """(name, frame, plate, fy, fx) float32 RGB: the held-out people, then the carpark pair."""
+    """(name, frame, plate, fy, fx) float32 RGB: the held-out people, the carpark pair, the rooftop pair."""
     out = []
     wanted = {name: (fy, fx) for name, fy, fx in CASES}
     for case in synthetic_cases(DATA / "gt", DATA / "backgrounds", subjects=list(wanted), levels=("low",)):
@@ -60,6 +63,11 @@ def pairs() -> list[tuple[str, np.ndarray, np.ndarray, float, float]]:
     src = read_image(samples / "carpark_src.jpg").astype(np.float32) / 255
     plate = read_image(samples / "carpark_plate.jpg").astype(np.float32) / 255
     out.append(("carpark (real pair)", src, plate, 0.12, 0.34))
+    roof = DATA / "pairs"
+    if (roof / "bgm1_rooftop_plate.png").exists():
+        src = read_image(roof / "bgm1_rooftop_src_0500.png").astype(np.float32) / 255
+        plate = read_image(roof / "bgm1_rooftop_plate.png").astype(np.float32) / 255
+        out.append(("rooftop (real, handheld)", src, plate, 0.17, 0.325))
     return out
 
 
@@ -75,7 +83,7 @@ def main() -> None:
         src8, plate8 = to_uint8(src), to_uint8(plate)
         tiles = [label(crop_at(src8, fy, fx), title[:28])]
         for name, matter in matters.items():
-            matte = matter.matte(src8, plate8)
+            matte = matter.matte(src8, plate8, align="handheld" in title)
             tiles.append(label(crop_at(over_magenta(matte.alpha, matte.foreground), fy, fx), name))
         rows.append(np.concatenate(tiles, axis=1))
     image = np.concatenate(rows, axis=0)

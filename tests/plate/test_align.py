@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from cleanplate.io.image import read_image
-from cleanplate.plate.align import AlignmentWarning, align_plate, estimate_homography, trimmed_residual
+from cleanplate.plate.align import (
+    AlignmentWarning,
+    PlateCoverageWarning,
+    _coverage_note,
+    align_plate,
+    coverage,
+    estimate_homography,
+    trimmed_residual,
+)
 
 
 def _known_warp(w: int, h: int, angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -145,3 +153,28 @@ def test_trimmed_residual_ignores_a_subject_smaller_than_half_the_view():
     frame[20:60, 20:80] = 255 - frame[20:60, 20:80]  # a 'subject' on 24% of the view
     assert trimmed_residual(bg, frame) == 0
     assert trimmed_residual(np.roll(bg, 2, axis=1), frame) > 20
+
+
+def test_a_strip_the_moved_plate_does_not_reach_is_reported(handheld):
+    """The plate was shot turned, zoomed and shifted: warped onto the frame it leaves wedges along
+    the edges uncovered; the warning says how much, within a tenth of the true share."""
+    frame, plate, _, _, truth = handheld
+    with pytest.warns(PlateCoverageWarning, match="% of the frame uncovered") as caught:
+        align_plate(plate, frame)
+    true_share = 1 - coverage(plate.shape[:2], np.linalg.inv(truth), frame.shape[:2]).mean()
+    said = float(str(caught[0].message).split("leaves ")[1].split(" %")[0]) / 100
+    assert abs(said - true_share) < 0.1 * true_share + 0.002
+
+
+def test_coverage_note_names_the_edges_and_stays_quiet_when_covered():
+    inside = np.ones((100, 200), bool)
+    assert _coverage_note(inside) is None
+    inside[:, :3] = False  # 1.5 % along the left edge
+    assert "1.5 %" in _coverage_note(inside) and "along the left edge" in _coverage_note(inside)
+    inside[-4:] = False
+    assert "along the bottom and left edges" in _coverage_note(inside)
+    corner = np.ones((100, 200), bool)
+    corner[:12, :12] = False
+    assert "at a corner" in _coverage_note(corner)
+    shifted = coverage((100, 200), np.array([[1.0, 0, 0.5], [0, 1, 0], [0, 0, 1]]), (100, 200))
+    assert _coverage_note(shifted) is None  # half a pixel: nothing to say

@@ -7,7 +7,9 @@ can still agree on a wrong homography, so :func:`align_plate` also fits an affin
 matches and keeps whichever of plain resizing, affine and homography leaves the smallest background
 residual (the mean of the smaller half of per-pixel differences: the background, whatever the
 subject covers). Alignment is best effort: when it cannot be trusted, :func:`align_plate` warns and
-returns the plate resized as usual, never raises for a bad pair of photos.
+returns the plate resized as usual, never raises for a bad pair of photos. A warped plate that
+leaves a strip of the frame uncovered (the camera moved between the shots) is used with that strip
+filled by its nearest pixels, and :class:`PlateCoverageWarning` says how much of the frame that is.
 """
 
 from __future__ import annotations
@@ -15,14 +17,24 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..compose import resize
 from . import geometry as geo
-from .fit import aspect_matches
+from .fit import PlateWarning, aspect_matches
 from .geometry import trimmed_residual
 
-__all__ = ["Alignment", "AlignmentWarning", "align_plate", "estimate_homography", "trimmed_residual", "warp_plate"]
+__all__ = [
+    "Alignment",
+    "AlignmentWarning",
+    "PlateCoverageWarning",
+    "align_plate",
+    "estimate_homography",
+    "trimmed_residual",
+    "warp_plate",
+]
+UNCOVERED_WARN = 0.005  # share of the frame the aligned plate may leave uncovered before a warning
 
 WORK_SIDE = 1024  # features are found on copies no larger than this (speed; homography rescaled)
 RESIDUAL_SIDE = 512  # candidate warps are compared on copies no larger than this
@@ -31,6 +43,11 @@ N_FEATURES = 4000  # one still image: a generous budget
 
 class AlignmentWarning(UserWarning):
     """Alignment was not trusted; the plate was used unaligned."""
+
+
+class PlateCoverageWarning(PlateWarning):
+    """The aligned plate does not reach every pixel of the frame: there the matte rests on the
+    plate's nearest pixels repeated, not on what was behind the subject."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,27 @@ def warp_plate(plate: np.ndarray, homography: np.ndarray, frame_size: tuple[int,
     return geo.warp(plate, homography, frame_size)
 
 
+def coverage(plate_size: tuple[int, int], homography: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the frame's pixels that the plate, warped by ``homography``, reaches."""
+    h, w = frame_size
+    ones = np.ones(plate_size, np.uint8)
+    return cv2.warpPerspective(ones, homography, (w, h), flags=cv2.INTER_NEAREST) > 0
+
+
+def _coverage_note(inside: np.ndarray) -> str | None:
+    """The warning's text when more than :data:`UNCOVERED_WARN` of the frame is uncovered."""
+    share = 1.0 - float(inside.mean())
+    if share <= UNCOVERED_WARN:
+        return None
+    sides = {"top": inside[0], "bottom": inside[-1], "left": inside[:, 0], "right": inside[:, -1]}
+    edges = [name for name, line in sides.items() if line.mean() < 0.5]
+    where = f"along the {' and '.join(edges)} edge{'s' if len(edges) > 1 else ''}" if edges else "at a corner"
+    return (
+        f"the aligned plate leaves {100 * share:.1f} % of the frame uncovered ({where}); the matte "
+        "there rests on repeated plate pixels: shoot the plate a little wider, or crop the frame there"
+    )
+
+
 def align_plate(plate: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """``plate`` warped onto ``frame`` (both uint8 RGB); on failure warn and fall back to plain resizing.
 
@@ -106,10 +144,15 @@ def align_plate(plate: np.ndarray, frame: np.ndarray) -> np.ndarray:
             f"plate alignment failed ({exc}); using the plate unaligned{note}", AlignmentWarning, stacklevel=2
         )
         return resize(plate, size)
-    candidates = [resize(plate, size), warp_plate(plate, fit.homography, size)]
-    if fit.affine is not None:
-        candidates.append(warp_plate(plate, fit.affine, size))
+    maps = [None, fit.homography] + ([fit.affine] if fit.affine is not None else [])
+    candidates = [resize(plate, size)] + [warp_plate(plate, m, size) for m in maps[1:]]
     # Score on grey copies no larger than RESIDUAL_SIDE: enough to see a pixel of misalignment.
     s = min(1.0, RESIDUAL_SIDE / max(size))
     frame_gray = geo.gray(frame, s)
-    return min(candidates, key=lambda c: trimmed_residual(geo.gray(c, s), frame_gray))
+    scores = [trimmed_residual(geo.gray(c, s), frame_gray) for c in candidates]
+    best = int(np.argmin(scores))
+    chosen = maps[best]
+    note = None if chosen is None else _coverage_note(coverage(plate.shape[:2], chosen, size))
+    if note:
+        warnings.warn(note, PlateCoverageWarning, stacklevel=2)
+    return candidates[best]
