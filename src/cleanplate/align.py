@@ -3,7 +3,15 @@
 This alias keeps old imports working.
 """
 
-from .plate.align import Alignment, AlignmentWarning, align_plate, estimate_homography, warp_plate
+from .plate.align import Alignment, AlignmentWarning, PlateCoverageWarning, align_plate, estimate_homography, warp_plate
 from .plate.geometry import trimmed_residual
 
-__all__ = ["Alignment", "AlignmentWarning", "align_plate", "estimate_homography", "trimmed_residual", "warp_plate"]
+__all__ = [
+    "Alignment",
+    "AlignmentWarning",
+    "PlateCoverageWarning",
+    "align_plate",
+    "estimate_homography",
+    "trimmed_residual",
+    "warp_plate",
+]

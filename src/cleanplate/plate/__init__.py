@@ -27,6 +27,7 @@ _LAZY = {
     "ASPECT_TOLERANCE": ".fit",
     "Alignment": ".align",
     "AlignmentWarning": ".align",
+    "PlateCoverageWarning": ".align",
     "align_plate": ".align",
     "estimate_homography": ".align",
     "trimmed_residual": ".geometry",
@@ -42,6 +43,7 @@ __all__ = [
     "AlignmentWarning",
     "ColorMatcher",
     "PlateAligner",
+    "PlateCoverageWarning",
     "PlateWarning",
     "align_plate",
     "aspect_matches",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .align import Alignment, AlignmentWarning, align_plate, estimate_homography
+    from .align import Alignment, AlignmentWarning, PlateCoverageWarning, align_plate, estimate_homography
     from .color import ColorMatcher, channel_gains
     from .fit import ASPECT_TOLERANCE, PlateWarning, aspect_matches, match_plate
     from .geometry import trimmed_residual
