@@ -31,6 +31,10 @@ class StageConfig:
     # the stage's result is the uniform average of the weights after every step from this fraction
     # of its steps on (stochastic weight averaging over the lr decay); None: the last step's weights
     average_from: float | None = None
+    # refine and guided stages (see losses.py): the coarse foreground target averaged with alpha
+    # weights, and the weight of an L1 term on the upsampled coarse foreground at partial alpha
+    premultiplied_targets: bool = False
+    edge_fgr: float = 0.0
 
 
 @dataclass

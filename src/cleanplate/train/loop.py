@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -227,7 +228,12 @@ class Trainer:
             prefetch_factor=4 if cfg.workers > 0 else None,
             worker_init_fn=_worker_ignores_sigterm if cfg.workers > 0 else None,
         )
-        loss_fn = base_loss if stage.kind == "base" else refine_loss  # guided: same 6 outputs as refine
+        if stage.kind == "base":
+            loss_fn = base_loss
+        else:  # guided: the same 6 outputs as refine
+            loss_fn = functools.partial(
+                refine_loss, premultiplied_targets=stage.premultiplied_targets, edge_fgr=stage.edge_fgr
+            )
         amp = self._autocast()
         last_save, t0, first_step = time.monotonic(), time.monotonic(), step
         try:

@@ -1,4 +1,12 @@
-"""The BGMv2 losses: alpha L1 + Sobel-gradient L1, foreground L1 where alpha > 0, error-map MSE."""
+"""The BGMv2 losses: alpha L1 + Sobel-gradient L1, foreground L1 where alpha > 0, error-map MSE.
+
+Two options of :func:`refine_loss` (stage settings ``premultiplied_targets`` and ``edge_fgr``)
+aim at the foreground colour that the plate-guided model's edge step reads (its coarse
+foreground, upsampled): the coarse target averaged with alpha weights (a plain average of a
+foreground that is 0 where alpha is 0 darkens every cell the outline crosses, most of all in
+hair), and an L1 term on that upsampled colour over the pixels of partial alpha, where the
+compositing equation turns a colour error into an alpha error.
+"""
 
 from __future__ import annotations
 
@@ -36,14 +44,40 @@ def base_loss(outputs: tuple, pha_gt: torch.Tensor, fgr_gt: torch.Tensor) -> tup
     return sum(terms.values()), terms
 
 
-def refine_loss(outputs: tuple, pha_gt: torch.Tensor, fgr_gt: torch.Tensor) -> tuple[torch.Tensor, dict]:
+def premultiplied_down(fgr: torch.Tensor, pha: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``fgr`` resampled to ``size`` with alpha weights: the subject's colour in each cell, not its
+    mix with the zeros outside it."""
+    down = lambda x: F.interpolate(x, size, mode="bilinear", align_corners=False)  # noqa: E731
+    return down(fgr * pha) / down(pha).clamp_min(1e-4)
+
+
+def edge_fgr_term(fgr_sm: torch.Tensor, fgr_gt: torch.Tensor, pha_gt: torch.Tensor) -> torch.Tensor:
+    """L1 of the coarse foreground, upsampled as the edge step reads it, over the partial-alpha pixels."""
+    soft = ((pha_gt > 0) & (pha_gt < 1)).to(fgr_sm.dtype)
+    up = F.interpolate(fgr_sm, size=fgr_gt.shape[-2:], mode="bilinear", align_corners=False)
+    return ((up - fgr_gt).abs() * soft).sum() / (3 * soft.sum()).clamp_min(1.0)
+
+
+def refine_loss(
+    outputs: tuple,
+    pha_gt: torch.Tensor,
+    fgr_gt: torch.Tensor,
+    *,
+    premultiplied_targets: bool = False,
+    edge_fgr: float = 0.0,
+) -> tuple[torch.Tensor, dict]:
     """Refined outputs at full resolution plus the coarse ones at the backbone's resolution."""
     pha, fgr, pha_sm, fgr_sm, err_sm, _ = outputs
     size = pha_sm.shape[-2:]
     pha_gt_sm = F.interpolate(pha_gt, size, mode="bilinear", align_corners=False)
-    fgr_gt_sm = F.interpolate(fgr_gt, size, mode="bilinear", align_corners=False)
+    if premultiplied_targets:
+        fgr_gt_sm = premultiplied_down(fgr_gt, pha_gt, size)
+    else:
+        fgr_gt_sm = F.interpolate(fgr_gt, size, mode="bilinear", align_corners=False)
     terms = matting_terms(pha, fgr, pha_gt, fgr_gt)
     coarse = matting_terms(pha_sm, fgr_sm, pha_gt_sm, fgr_gt_sm)
     terms.update({f"coarse_{k}": v for k, v in coarse.items()})
     terms["err_mse"] = error_term(err_sm, pha_sm, pha_gt_sm)
+    if edge_fgr:
+        terms["edge_fgr"] = edge_fgr * edge_fgr_term(fgr_sm, fgr_gt, pha_gt)
     return sum(terms.values()), terms
