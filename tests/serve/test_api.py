@@ -70,10 +70,14 @@ def test_form_fields_override_query_options(client, pair) -> None:
     assert r.status_code == 200 and _image(r).mode == "RGBA"
 
 
-@pytest.mark.filterwarnings("ignore:plate alignment failed")  # a synthetic pair has too few features
-def test_align_option_runs(client, pair) -> None:
+def test_align_option_runs_and_reports_its_warning(client, pair) -> None:
+    # a synthetic pair has too few features to align: the CLI prints a warning line, the server
+    # sends the same text in a header (and the matte is made with the plate unaligned)
     r = client.post("/v1/matte", data={"align": "true"}, files=files(*pair))
     assert r.status_code == 200, r.text
+    assert r.headers["x-cleanplate-warning"].startswith("plate alignment failed"), r.headers
+    plain = client.post("/v1/matte", files=files(*pair))
+    assert "x-cleanplate-warning" not in plain.headers  # a fitting plate: no warning, no header
 
 
 # ------------------------------------------------------------------------------- bad inputs

@@ -52,6 +52,18 @@ def _decode(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
+def test_a_done_job_reports_its_plate_warnings_once(serve, clip: Path, plate_png: bytes) -> None:
+    live = serve()
+    with live.client() as c:
+        plain = _finished(c, _submit(c, clip, plate_png, output="alpha", format="mov").json()["id"])
+        assert plain["state"] == "done" and plain["detail"] is None
+        # the frames of a synthetic scene have too few features to align: the CLI's note, once
+        aligned = _finished(c, _submit(c, clip, plate_png, output="alpha", format="mov", align="true").json()["id"])
+        assert aligned["state"] == "done", aligned
+        assert aligned["detail"].startswith("warning: plate alignment fell back on "), aligned
+        assert aligned["detail"].count("plate alignment") == 1, aligned["detail"]
+
+
 @pytest.mark.parametrize(
     ("output", "fmt", "media_type"),
     [("rgba", "webm", "video/webm"), ("comp", "mp4", "video/mp4"), ("alpha", "mov", "video/quicktime")],

@@ -9,6 +9,7 @@ way and is reported once.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import queue
 import signal
 import threading
@@ -20,16 +21,22 @@ POLL_S = 0.1
 
 
 class Worker(threading.Thread):
-    """A daemon thread running ``target``; its exception is kept in :attr:`error`."""
+    """A daemon thread running ``target``; its exception is kept in :attr:`error`.
+
+    ``target`` runs in a copy of the creating thread's context variables (a plain thread starts
+    with an empty context), so per-call state such as a server request's warning collector
+    reaches the decode, infer and encode threads of that call.
+    """
 
     def __init__(self, name: str, target: Callable[[], None]) -> None:
         super().__init__(name=f"cleanplate-{name}", daemon=True)
         self._target_fn = target
+        self._context = contextvars.copy_context()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            self._target_fn()
+            self._context.run(self._target_fn)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.error = exc
 

@@ -31,6 +31,7 @@ __all__ = [
     "matte_image",
     "parse_plate_frames",
     "plate_fits",
+    "plate_warnings",
     "pil_to_rgb",
     "probe_video",
     "run_video",
@@ -67,6 +68,14 @@ def pil_to_rgb(img: Image.Image) -> np.ndarray:
     from ..io.image import pil_to_rgb as convert
 
     return convert(img)
+
+
+def plate_warnings() -> tuple[type[Warning], ...]:
+    """The warning classes a client should hear about (the CLI prints them as ``warning:`` lines)."""
+    from ..plate import AlignmentWarning, PlateWarning
+    from ..plate.auto import NeverSeenWarning
+
+    return (PlateWarning, AlignmentWarning, NeverSeenWarning)
 
 
 def matte_image(
@@ -128,8 +137,9 @@ def run_video(
     align: bool,
     smooth: float,
     on_frames: Callable[[int], None],
-) -> int:
-    """Run :func:`cleanplate.pipeline.video.process_video` for one output; returns the frame count.
+) -> tuple[int, list[str]]:
+    """Run :func:`cleanplate.pipeline.video.process_video` for one output; returns the frame count
+    and what the CLI would print about the result as warnings (e.g. frames whose alignment fell back).
 
     ``on_frames`` is called after every batch with the frames done so far; raising
     :class:`VideoStopped` from it stops the job (the library keeps a ``.partial`` file, which the
@@ -149,7 +159,13 @@ def run_video(
         result = process_video(matter, source, [output], plate, plate_frames=plate_frames, options=options)
     except VideoInterrupted as exc:  # Ctrl-C delivered to this thread: treat like a stop
         raise VideoStopped("interrupted") from exc
-    return result.frames
+    lines = list(result.warnings)
+    if result.align is not None and result.align.fallbacks:
+        lines.append(
+            f"plate alignment fell back on {result.align.fallbacks} of {result.align.frames} frames (too few "
+            "background features); those frames reuse the last good alignment"
+        )
+    return result.frames, lines
 
 
 def parse_plate_frames(text: str) -> tuple[int, int | None]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from . import adapter
+from .notes import add, collected
 from .problems import Problem
 from .uploads import remove_tree
 
@@ -287,17 +288,18 @@ class VideoJobs:
             if request.plate is not None and request.plate_is_image:
                 plate = self.decode_plate(request.plate)
             spec, path = adapter.video_output(request.output, request.format, folder / "result")
-            frames = adapter.run_video(
-                matter,
-                request.source,
-                plate,
-                spec,
-                plate_frames=request.plate_frames,
-                background=request.background,
-                align=request.align,
-                smooth=request.smooth,
-                on_frames=on_frames,
-            )
+            with collected() as notes:
+                frames, lines = adapter.run_video(
+                    matter,
+                    request.source,
+                    plate,
+                    spec,
+                    plate_frames=request.plate_frames,
+                    background=request.background,
+                    align=request.align,
+                    smooth=request.smooth,
+                    on_frames=on_frames,
+                )
         except adapter.VideoStopped:
             self._stopped(job_id, control)
             return
@@ -311,7 +313,12 @@ class VideoJobs:
             return
         seconds = time.perf_counter() - t0
         self._remove_inputs(folder, keep=path.name)
-        self._finish(job_id, "done", result=path.name, frames_done=frames, frames_total=frames, fps=frames / seconds)
+        # a done job's detail: the plate warnings of its frames (what the CLI prints), if any
+        for line in lines:
+            add(notes, line)
+        detail = "warning: " + " | ".join(notes) if notes else None
+        counts = {"frames_done": frames, "frames_total": frames, "fps": frames / seconds}
+        self._finish(job_id, "done", result=path.name, detail=detail, **counts)
 
     def _finish(self, job_id: str, state: str, **values: Any) -> None:
         now = time.time()

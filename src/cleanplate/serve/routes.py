@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from . import adapter
 from .jobs import Job, JobState, VideoRequest, new_job_id, valid_job_id
+from .notes import collected
 from .options import MATTE_FILES, VIDEO_FILES, MatteOptions, VideoJobOptions, multipart_body
 from .problems import Problem, problem_responses
 from .uploads import Form, Upload, check_image, decode_image, is_image, private_dir, read_form, remove_tree
@@ -30,6 +31,7 @@ from .uploads import Form, Upload, check_image, decode_image, is_image, private_
 VIDEO_MEDIA_TYPES = {"webm": "video/webm", "mov": "video/quicktime", "mp4": "video/mp4"}
 IMAGE_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 SUFFIXES = {"png": "png", "jpeg": "jpg"}
+WARNING_HEADER = "X-Cleanplate-Warning"  # the plate warnings of this answer, " | " between them
 PNG_LEVEL = 1  # zlib level: 3 costs 1.4x and 6 (PIL default) 2.8x the time, for 5 % and 12 % smaller files
 
 bearer = HTTPBearer(auto_error=False, description="Needed when the server was started with a token.")
@@ -132,7 +134,7 @@ async def matte(request: Request, query: Annotated[MatteOptions, Query()]) -> Re
             raise Problem(
                 "invalid-option", f"format=jpeg is only for output=comp (JPEG has no alpha); got {options.output}"
             )
-        (data, timing), waited, ran = await server.pool.run(_matte_blocking, server, form, options)
+        (data, timing, notes), waited, ran = await server.pool.run(_matte_blocking, server, form, options)
     finally:
         remove_tree(folder)
     # Server-Timing: waiting for a worker, decoding, waiting for the model (shared with other
@@ -146,11 +148,14 @@ async def matte(request: Request, query: Annotated[MatteOptions, Query()]) -> Re
         "Content-Disposition": f'inline; filename="matte_{options.output}.{SUFFIXES[options.format]}"',
         "Cache-Control": "no-store",
     }
+    if notes:  # what the CLI prints as `warning:` lines (e.g. a plate alignment that leaves a strip uncovered)
+        headers[WARNING_HEADER] = " | ".join(notes)
     return Response(data, media_type=IMAGE_MEDIA_TYPES[options.format], headers=headers)
 
 
-def _matte_blocking(server: Any, form: Form, options: MatteOptions) -> tuple[bytes, dict[str, float]]:
-    """On a worker thread: decode, matte, encode. Returns the encoded image and where the time went."""
+def _matte_blocking(server: Any, form: Form, options: MatteOptions) -> tuple[bytes, dict[str, float], list[str]]:
+    """On a worker thread: decode, matte, encode. Returns the encoded image, where the time went
+    and the plate warnings the library raised."""
     t0 = time.perf_counter()
     limit = server.limits.max_image_pixels
     src = adapter.pil_to_rgb(decode_image(form.files["image"], limit))
@@ -160,12 +165,13 @@ def _matte_blocking(server: Any, form: Form, options: MatteOptions) -> tuple[byt
         background = adapter.pil_to_rgb(decode_image(form.files["background_image"], limit))
     matter = server.host.get(options.refine())
     t1 = time.perf_counter()
-    array = adapter.matte_image(matter, src, plate, align=options.align, kind=options.output, background=background)
+    with collected() as notes:
+        array = adapter.matte_image(matter, src, plate, align=options.align, kind=options.output, background=background)
     t2 = time.perf_counter()
     data = encode_image(array, options.format)
     wait, model = matter.last_timing()
     timing = {"decode": t1 - t0, "wait": wait, "model": model, "encode": time.perf_counter() - t2}
-    return data, timing
+    return data, timing, notes
 
 
 def encode_image(array: np.ndarray, fmt: str) -> bytes:

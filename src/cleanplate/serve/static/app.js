@@ -251,7 +251,8 @@ async function runPhoto() {
   if (!response.ok) throw new Error(await problemText(response));
   await showPhotoResult(await response.blob());
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  setStatus("Done in " + seconds + " s (model " + (response.headers.get("X-Cleanplate-Model") || "?") + ").", "done");
+  const warning = response.headers.get("X-Cleanplate-Warning");
+  setStatus("Done in " + seconds + " s (model " + (response.headers.get("X-Cleanplate-Model") || "?") + ")." + (warning ? " Warning: " + warning : ""), "done");
 }
 
 function videoChoice() {
@@ -308,7 +309,7 @@ async function runVideo() {
   link.download = "cleanplate_" + output + "." + format;
   link.textContent = "Download " + format.toUpperCase();
   link.hidden = false;
-  setStatus("Done: " + job.frames_done + " frames" + (job.fps ? " at " + job.fps.toFixed(1) + " fps" : "") + ".", "done");
+  setStatus("Done: " + job.frames_done + " frames" + (job.fps ? " at " + job.fps.toFixed(1) + " fps" : "") + "." + (job.detail ? " " + job.detail : ""), "done");
 }
 
 $("run").addEventListener("click", async () => {
