@@ -174,6 +174,28 @@ def test_browser_app_shows_server_errors(serve, browser, tmp_path: Path) -> None
     page.close()
 
 
+def test_browser_app_shows_a_plate_warning(serve, browser, tmp_path: Path) -> None:
+    """With "align" on, a pair too plain to align is still matted, and the page says so."""
+    from .conftest import scene
+
+    live = serve()
+    frame_arr, plate_arr, _ = scene()
+    frame, plate = tmp_path / "frame.png", tmp_path / "plate.png"
+    Image.fromarray(frame_arr).save(frame)
+    Image.fromarray(plate_arr).save(plate)
+    page = browser.new_page()
+    page.goto(live.url + "/")
+    page.wait_for_selector("main[data-ready='true']")
+    page.locator("#subject").set_input_files(str(frame))
+    page.locator("#plate").set_input_files(str(plate))
+    page.locator("#align").check()
+    page.locator("#run").click()
+    page.wait_for_selector("main[data-state='done']", timeout=60_000)
+    status = page.inner_text("#status")
+    assert status.startswith("Done") and "Warning: plate alignment failed" in status, status
+    page.close()
+
+
 def test_browser_app_mattes_a_video(serve, browser, tmp_path: Path) -> None:
     """A clip and its plate: progress is shown, the result plays in the page and can be downloaded."""
     from .conftest import encode, scene, write_clip
