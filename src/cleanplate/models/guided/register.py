@@ -10,9 +10,10 @@ plate onto the frame:
 - the subject is not part of the plate, so every iteration reweights the residuals (Tukey, scale
   from the weighted mean residual) and pixels whose warped position falls outside the plate count
   for nothing;
-- the map is kept only where it explains the background better than the identity (the weighted
-  residual at the finest level drops by :data:`MIN_GAIN`), so an aligned plate stays exactly as it
-  is and a failed fit falls back to it.
+- the map is kept only where it explains the background better than the identity (the robust
+  cost at the finest level drops by :data:`MIN_GAIN`, over the pixels either map explains: the
+  subject, explained by neither, does not dilute the evidence), so an aligned plate stays exactly
+  as it is and a failed fit falls back to it.
 
 The map is in ``grid_sample``'s normalised coordinates (``align_corners=False``), so one map holds
 for every resolution of the same frame: estimated at the working grid, applied at full resolution.
@@ -195,7 +196,10 @@ def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
         # background that fits costs little, misregistered edges and the subject cost ~1 each.
         wts1 = _robust_weights(r1, wts * inside1) * inside1
         scale = _scale(r1, wts1).clamp_min(0.004)
-        better = _cost(r1, inside1, scale) < MIN_GAIN * _cost(r0, inside0, scale)
+        # Pixels that neither map explains (the subject) are evidence for neither: counted, they
+        # dilute the gain, and a subject over 60 % of the frame made a 4 px shift look not worth it.
+        evidence = inside0 * inside1 * ((r0.abs() < scale) | (r1.abs() < scale)).to(fr.dtype)
+        better = _cost(r1, evidence, scale) < MIN_GAIN * _cost(r0, evidence, scale)
         sane = (theta - ident).abs().amax((1, 2)) < 0.2  # a few percent of rotation/scale, a tenth of the frame
         keep = (better & sane & torch.isfinite(theta).all(-1).all(-1)).view(b, 1, 1)
         return torch.where(keep, theta, ident)
