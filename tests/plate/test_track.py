@@ -49,6 +49,7 @@ def test_tracks_a_drifting_handheld_camera(data_dir) -> None:
         alpha = alpha_true  # the next frame masks with "the previous matte"
     assert max(errors) < 0.5, errors  # pixels at full resolution
     assert aligner.stats.fallbacks == 0 and aligner.stats.frames == 6
+    assert aligner.stats.note() is None
     assert aligner.stats.tracked >= 4  # the cheap ECC path carries most frames
 
 
@@ -73,6 +74,10 @@ def test_falls_back_without_raising(data_dir) -> None:
     again = aligner.estimate(flat)  # lost: keep the last good warp (the camera moves smoothly)
     assert np.allclose(again, fitted)
     assert aligner.stats.resized == 1 and aligner.stats.reused == 1 and aligner.stats.fallbacks == 2
+    assert aligner.stats.note() == (
+        "plate alignment fell back on 2 of 3 frames (too few background features); "
+        "those frames reuse the last good alignment"
+    )
 
 
 @pytest.mark.parametrize("plate_size", [(240, 320), (60, 80)])

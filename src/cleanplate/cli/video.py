@@ -284,11 +284,7 @@ def _clean_stale_temps(specs: list) -> None:
 def _summary(result: Any) -> None:
     where = ", ".join(str(p) for p in result.outputs)
     click.echo(f"cleanplate: wrote {result.frames} frames ({result.fps:.1f} fps): {where}", err=True)
-    if result.align is not None and result.align.fallbacks:
-        click.echo(
-            f"cleanplate: note: plate alignment fell back on {result.align.fallbacks} of {result.align.frames} "
-            "frames (too few background features); those frames reuse the last good alignment",
-            err=True,
-        )
+    if result.align is not None and (note := result.align.note()):
+        click.echo(f"cleanplate: note: {note}", err=True)
     for note in result.notes:
         click.echo(f"cleanplate: note: {note}", err=True)

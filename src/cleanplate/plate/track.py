@@ -40,6 +40,15 @@ class AlignStats:
     def fallbacks(self) -> int:
         return self.reused + self.resized
 
+    def note(self) -> str | None:
+        """What to tell the user when some frames could not be aligned (None when all were)."""
+        if not self.fallbacks:
+            return None
+        return (
+            f"plate alignment fell back on {self.fallbacks} of {self.frames} frames (too few background "
+            "features); those frames reuse the last good alignment"
+        )
+
 
 class PlateAligner:
     """Warps one plate onto successive frames (uint8 H×W×3 RGB); see the module docstring."""

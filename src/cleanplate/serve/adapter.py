@@ -160,11 +160,8 @@ def run_video(
     except VideoInterrupted as exc:  # Ctrl-C delivered to this thread: treat like a stop
         raise VideoStopped("interrupted") from exc
     lines = list(result.warnings)
-    if result.align is not None and result.align.fallbacks:
-        lines.append(
-            f"plate alignment fell back on {result.align.fallbacks} of {result.align.frames} frames (too few "
-            "background features); those frames reuse the last good alignment"
-        )
+    if result.align is not None and (note := result.align.note()):
+        lines.append(note)
     return result.frames, lines
 
 
