@@ -48,12 +48,17 @@ def add(notes: list[str], text: str) -> None:
 
 
 def _install() -> None:
-    """Put the hook in front of whatever ``showwarning`` is now (a test runner may swap it per test)."""
+    """Put the hook in front of whatever ``showwarning`` is now (a test runner may swap it per test).
+
+    The filters go in with it, not on every request: changing them resets every module's record of
+    warnings already shown (``catch_warnings``, which swaps the hook out, restores both together).
+    """
     global _previous
     with _install_lock:
-        if warnings.showwarning is not _show:
-            _previous = warnings.showwarning
-            warnings.showwarning = _show
+        if warnings.showwarning is _show:
+            return
+        _previous = warnings.showwarning
+        warnings.showwarning = _show
         for category in plate_warnings():
             # every occurrence, not once per code location: each request must see its own
             warnings.filterwarnings("always", category=category)
