@@ -156,6 +156,16 @@ def test_browser_app_fits_a_phone(serve, browser) -> None:
     page.close()
 
 
+def _page_with_pair(browser, live, frame: Path, plate: Path):
+    """The app, loaded and ready, with ``frame`` and ``plate`` picked (not yet run)."""
+    page = browser.new_page()
+    page.goto(live.url + "/")
+    page.wait_for_selector("main[data-ready='true']")
+    page.locator("#subject").set_input_files(str(frame))
+    page.locator("#plate").set_input_files(str(plate))
+    return page
+
+
 def test_browser_app_shows_server_errors(serve, browser, tmp_path: Path) -> None:
     """A plate of another aspect: the problem's one-line detail reaches the page."""
     live = serve()
@@ -163,11 +173,7 @@ def test_browser_app_shows_server_errors(serve, browser, tmp_path: Path) -> None
     plate = tmp_path / "plate.png"
     Image.new("RGB", (64, 48), (10, 20, 30)).save(frame)
     Image.new("RGB", (48, 64), (10, 20, 30)).save(plate)
-    page = browser.new_page()
-    page.goto(live.url + "/")
-    page.wait_for_selector("main[data-ready='true']")
-    page.locator("#subject").set_input_files(str(frame))
-    page.locator("#plate").set_input_files(str(plate))
+    page = _page_with_pair(browser, live, frame, plate)
     page.locator("#run").click()
     page.wait_for_selector("main[data-state='error']", timeout=60_000)
     assert "aspect" in page.inner_text("#status")
@@ -183,11 +189,7 @@ def test_browser_app_shows_a_plate_warning(serve, browser, tmp_path: Path) -> No
     frame, plate = tmp_path / "frame.png", tmp_path / "plate.png"
     Image.fromarray(frame_arr).save(frame)
     Image.fromarray(plate_arr).save(plate)
-    page = browser.new_page()
-    page.goto(live.url + "/")
-    page.wait_for_selector("main[data-ready='true']")
-    page.locator("#subject").set_input_files(str(frame))
-    page.locator("#plate").set_input_files(str(plate))
+    page = _page_with_pair(browser, live, frame, plate)
     page.locator("#align").check()
     page.locator("#run").click()
     page.wait_for_selector("main[data-state='done']", timeout=60_000)
