@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cleanplate.models.checkpoint import inspect_checkpoint, load_checkpoint, save_checkpoint
-from cleanplate.models.guided import GuidedMatting
+from cleanplate.models.guided import GuidedMatting, net
 from cleanplate.models.guided import features as feat
 
 
@@ -239,3 +239,48 @@ def test_subpixel_features_at_quarter_scale_read_the_frame_averaged_to_half() ->
     for a, b in zip(small[2:5], big[2:5], strict=True):  # pha_sm, fgr_sm, err_sm
         assert torch.allclose(a, b, atol=1e-5)
     assert (big[0] - up(small[0])).abs().mean() < 0.01  # and the full-resolution matte follows
+
+
+def test_spread_fills_the_frame_from_the_weighted_pixels_only() -> None:
+    g = torch.Generator().manual_seed(3)
+    values = torch.rand(1, 3, 37, 53, generator=g)
+    assert torch.allclose(net.spread(values, torch.ones(1, 1, 37, 53)), values, atol=1e-6)
+    colour = torch.tensor([0.9, 0.1, 0.6]).view(1, 3, 1, 1)
+    weight = torch.zeros(1, 1, 37, 53)
+    weight[..., :10] = 1
+    noisy = weight * colour + (1 - weight) * torch.rand(1, 3, 37, 53, generator=g)  # unweighted: ignored
+    assert (net.spread(noisy, weight) - colour).abs().max() < 1e-5
+
+
+def test_the_edge_colour_of_thin_alpha_comes_from_the_interior() -> None:
+    red, green = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1), torch.tensor([0.1, 0.8, 0.1]).view(1, 3, 1, 1)
+    alpha = torch.zeros(1, 1, 32, 48)
+    alpha[..., :20] = 1
+    alpha[..., 20:26] = 0.2  # a thin fringe whose coarse colour came out as the plate's (green)
+    plate = green.expand(1, 3, 32, 48)
+    src = alpha * red + (1 - alpha) * plate
+    fgr = torch.where(alpha > 0.5, red, green)
+    out = net.interior_colour(src, alpha, fgr, pull=1.0)
+    fringe = (alpha > 0.1) & (alpha < 0.5)
+    assert (out - red).abs().amax(1, keepdim=True)[fringe].max() < 0.05  # was 0.7 off
+    assert (out - red).abs()[:, :, :, :20].max() < 1e-5  # solid: both colours agree
+    assert torch.equal(net.interior_colour(src, alpha, fgr, pull=0.0), fgr)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_interior_colour_lowers_the_error_of_soft_edges(seed: int, monkeypatch) -> None:
+    h, w = 96, 128
+    g = torch.Generator().manual_seed(seed)
+    plate = torch.nn.functional.interpolate(torch.rand(1, 3, h // 8, w // 8, generator=g), (h, w), mode="bilinear")
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    radius = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2).float().sqrt()
+    alpha = ((h / 4 - radius) / 8 + 0.5).clamp(0, 1)[None, None]  # an 8 px soft edge
+    src = alpha * torch.tensor([0.9, 0.1, 0.6]).view(1, 3, 1, 1) + (1 - alpha) * plate
+    model = GuidedMatting(backbone_scale=0.5, subpixel=True).eval()
+    band = (alpha > 0) & (alpha < 1)
+    errors = []
+    for pull in (0.0, 1.0):
+        monkeypatch.setattr(net, "INTERIOR_PULL", pull)
+        with torch.no_grad():
+            errors.append(float((model(src, plate)[0] - alpha).abs()[band].mean()))
+    assert errors[1] < 0.97 * errors[0]

@@ -38,6 +38,8 @@ from .register import eager, identity, register, warp
 
 FG_PRIOR = 0.02  # pull of the solved foreground towards the predicted colour where alpha is small
 GF_EPS = 1e-3
+INTERIOR_PULL = 1.0  # weight of the interior's colour in the edge step's F: (a²F + w·F_in) / (a² + w); 0 turns it off
+INTERIOR = (0.85, 0.99)  # alpha range over which a cell counts as the subject's interior
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -128,6 +130,43 @@ def guided_upsample(
 def solve_foreground(src: torch.Tensor, bgr: torch.Tensor, alpha: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     """F from ``I = aF + (1-a)B``, pulled towards ``prior`` where alpha is small (MAP, Gaussian prior)."""
     return ((alpha * (src - (1 - alpha) * bgr) + FG_PRIOR * prior) / (alpha * alpha + FG_PRIOR)).clamp(0, 1)
+
+
+def spread(values: torch.Tensor, weight: torch.Tensor, full: float = 0.25) -> torch.Tensor:
+    """Weighted values filled in everywhere by push-pull: a pyramid of weighted averages, read at
+    the finest level whose (pooled) weight reaches ``full``, blended with the coarser one below it."""
+    nums, dens = [values * weight], [weight]
+    while max(nums[-1].shape[-2:]) > 1:  # down to one cell, so that every level above it gets filled
+        nums.append(F.avg_pool2d(nums[-1], 2, ceil_mode=True))  # a side of 1 stays 1 (partial windows)
+        dens.append(F.avg_pool2d(dens[-1], 2, ceil_mode=True))
+    # the coarsest level: its own weighted mean where a cell holds too little weight (one cell when
+    # run eagerly; an export traced at a smaller size may stop above that)
+    num, den = nums[-1], dens[-1]
+    overall = num.sum((-2, -1), keepdim=True) / den.sum((-2, -1), keepdim=True).clamp_min(1e-6)
+    t = (den / full).clamp(0, 1)
+    est = t * num / den.clamp_min(1e-6) + (1 - t) * overall
+    for num, den in zip(reversed(nums[:-1]), reversed(dens[:-1]), strict=True):
+        up = F.interpolate(est, size=num.shape[-2:], mode="bilinear", align_corners=False)
+        t = (den / full).clamp(0, 1)
+        est = t * num / den.clamp_min(1e-6) + (1 - t) * up
+    return est
+
+
+def interior_colour(
+    src: torch.Tensor, alpha: torch.Tensor, fgr: torch.Tensor, pull: float | None = None
+) -> torch.Tensor:
+    """The edge step's subject colour: ``fgr`` where alpha is high, the nearby interior's colour where it is low.
+
+    Where alpha is small the coarse colour is solved from a pixel that is mostly plate, and the
+    compositing equation turns its error straight into alpha error; the frame over the solid
+    interior, spread outwards, is the better guess there (hair and fur keep their roots' colour).
+    """
+    pull = INTERIOR_PULL if pull is None else pull
+    if pull <= 0:
+        return fgr
+    inside = spread(src, feat.smoothstep(alpha, *INTERIOR))
+    a2 = alpha * alpha
+    return (a2 * fgr + pull * inside) / (a2 + pull)
 
 
 def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +297,8 @@ class GuidedMatting(nn.Module):
                 d_sub = F.interpolate(d_sub, size=src.shape[-2:], mode="bilinear", align_corners=False)
             alpha_up = (alpha_up + d_sub).clamp(0, 1)
         band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
-        maps = torch.cat([fgr_sm, band_sm, d_trust], dim=1)  # what the edge step reads, upsampled
+        edge_fgr = interior_colour(src_lr, pha_sm, fgr_sm)
+        maps = torch.cat([edge_fgr, band_sm, d_trust], dim=1)  # what the edge step reads, upsampled
         h, w = src.shape[-2:]
         patched = (
             k > 1
