@@ -132,24 +132,32 @@ def solve_foreground(src: torch.Tensor, bgr: torch.Tensor, alpha: torch.Tensor, 
     return ((alpha * (src - (1 - alpha) * bgr) + FG_PRIOR * prior) / (alpha * alpha + FG_PRIOR)).clamp(0, 1)
 
 
+def _halve(x: torch.Tensor) -> torch.Tensor:
+    """2×2 average; at an odd side the last window is partial (a side of 1 stays 1). Not
+    :func:`_downsample`: its shape arithmetic would be frozen at the traced size in an export."""
+    return F.avg_pool2d(x, 2, ceil_mode=True)
+
+
 def spread(values: torch.Tensor, weight: torch.Tensor, full: float = 0.25) -> torch.Tensor:
-    """Weighted values filled in everywhere by push-pull: a pyramid of weighted averages, read at
-    the finest level whose (pooled) weight reaches ``full``, blended with the coarser one below it."""
-    nums, dens = [values * weight], [weight]
-    while max(nums[-1].shape[-2:]) > 1:  # down to one cell, so that every level above it gets filled
-        nums.append(F.avg_pool2d(nums[-1], 2, ceil_mode=True))  # a side of 1 stays 1 (partial windows)
-        dens.append(F.avg_pool2d(dens[-1], 2, ceil_mode=True))
-    # the coarsest level: its own weighted mean where a cell holds too little weight (one cell when
-    # run eagerly; an export traced at a smaller size may stop above that)
-    num, den = nums[-1], dens[-1]
+    """Weighted values filled in everywhere by push-pull: a pyramid of weighted averages (from half
+    the resolution down to one cell), read at the finest level whose pooled weight reaches ``full``
+    and blended with the coarser one below it; the result is upsampled to the input's size."""
+    c = values.shape[1]
+    # from half the resolution up (the finest level adds nothing near a thin edge, where the weight is
+    # low, and costs most); numerator and weight pooled together from there on
+    levels = [torch.cat([_halve(values * weight), _halve(weight)], dim=1)]
+    while max(levels[-1].shape[-2:]) > 1:  # down to one cell, so that every level above it gets filled
+        levels.append(_halve(levels[-1]))
+    # the coarsest level: the overall weighted mean where a cell holds too little weight (it is one
+    # cell when run eagerly; an export traced at a smaller size may stop above that)
+    num, den = levels[-1][:, :c], levels[-1][:, c:]
     overall = num.sum((-2, -1), keepdim=True) / den.sum((-2, -1), keepdim=True).clamp_min(1e-6)
-    t = (den / full).clamp(0, 1)
-    est = t * num / den.clamp_min(1e-6) + (1 - t) * overall
-    for num, den in zip(reversed(nums[:-1]), reversed(dens[:-1]), strict=True):
-        up = F.interpolate(est, size=num.shape[-2:], mode="bilinear", align_corners=False)
-        t = (den / full).clamp(0, 1)
-        est = t * num / den.clamp_min(1e-6) + (1 - t) * up
-    return est
+    est = overall + (den / full).clamp(0, 1) * (num / den.clamp_min(1e-6) - overall)
+    for level in reversed(levels[:-1]):
+        up = F.interpolate(est, size=level.shape[-2:], mode="bilinear", align_corners=False)
+        num, den = level[:, :c], level[:, c:]
+        est = torch.addcmul(up, (den / full).clamp_(0, 1), num / den.clamp_min(1e-6) - up)
+    return F.interpolate(est, size=values.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def interior_colour(
@@ -165,8 +173,8 @@ def interior_colour(
     if pull <= 0:
         return fgr
     inside = spread(src, feat.smoothstep(alpha, *INTERIOR))
-    a2 = alpha * alpha
-    return (a2 * fgr + pull * inside) / (a2 + pull)
+    share = pull / (alpha * alpha + pull)  # (a²F + pull·inside) / (a² + pull), in two passes over colour
+    return torch.addcmul(fgr, inside - fgr, share)
 
 
 def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,8 +305,8 @@ class GuidedMatting(nn.Module):
                 d_sub = F.interpolate(d_sub, size=src.shape[-2:], mode="bilinear", align_corners=False)
             alpha_up = (alpha_up + d_sub).clamp(0, 1)
         band_sm = F.max_pool2d(4 * pha_sm * (1 - pha_sm), 3, 1, 1).clamp(0, 1)
-        edge_fgr = interior_colour(src_lr, pha_sm, fgr_sm)
-        maps = torch.cat([edge_fgr, band_sm, d_trust], dim=1)  # what the edge step reads, upsampled
+        edge_fgr = interior_colour(src_lr, pha_sm, fgr_sm)  # the colour the edge equation solves alpha with
+        maps = torch.cat([fgr_sm, band_sm, d_trust, edge_fgr], dim=1)  # what the edge step reads, upsampled
         h, w = src.shape[-2:]
         patched = (
             k > 1
@@ -358,14 +366,16 @@ def _edge_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Alpha and foreground at full resolution from the upsampled working maps (any region of the frame).
 
-    ``maps_up`` holds the predicted foreground colour (3), the edge band (1) and the learned trust
-    correction (1). Outside the band the upsampled alpha stands and the foreground is the frame
-    itself (interior: exact colours; background: never shown); inside, both follow the equation.
+    ``maps_up`` holds the predicted foreground colour (3), the edge band (1), the learned trust
+    correction (1) and the colour alpha is solved with (3: :func:`interior_colour`; the output
+    foreground keeps the predicted colour as its prior, which the colour error measured better).
+    Outside the band the upsampled alpha stands and the foreground is the frame itself (interior:
+    exact colours; background: never shown); inside, both follow the equation.
     ``beta`` None: ``bgr`` is tone-matched already.
     """
-    fgr_up, band, d_trust = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5]
+    fgr_up, band, d_trust, edge_fgr = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5], maps_up[:, 5:8]
     matched = bgr if beta is None else feat.apply_tone(bgr, beta)
-    a_eq, trust = edge_equation(src, matched, fgr_up)
+    a_eq, trust = edge_equation(src, matched, edge_fgr)
     trust = (trust + d_trust).clamp(0, 1) * band
     pha = (trust * a_eq + (1 - trust) * alpha_up).clamp(0, 1)
     fgr = src + band * (solve_foreground(src, matched, pha, fgr_up) - src)
