@@ -141,7 +141,9 @@ def _halve(x: torch.Tensor) -> torch.Tensor:
 def spread(values: torch.Tensor, weight: torch.Tensor, full: float = 0.25) -> torch.Tensor:
     """Weighted values filled in everywhere by push-pull: a pyramid of weighted averages (from half
     the resolution down to one cell), read at the finest level whose pooled weight reaches ``full``
-    and blended with the coarser one below it; the result is upsampled to the input's size."""
+    and blended with the coarser one below it; the result is upsampled to the input's size. The
+    torch counterpart of the keyer's ``classical.push_pull_fill`` (OpenCV, numpy): this one runs
+    inside the network at training and run time and exports to ONNX."""
     c = values.shape[1]
     # from half the resolution up (the finest level adds nothing near a thin edge, where the weight is
     # low, and costs most); numerator and weight pooled together from there on
