@@ -285,3 +285,25 @@ def test_the_interior_colour_lowers_the_error_of_soft_edges(seed: int, monkeypat
         with torch.no_grad():
             errors.append(float((model(src, plate)[0] - alpha).abs()[band].mean()))
     assert errors[1] < 0.97 * errors[0]
+
+
+def test_edge_alpha_reads_the_edge_colour_and_the_foreground_keeps_the_predicted_one() -> None:
+    g = torch.Generator().manual_seed(5)
+    src, bgr = torch.rand(1, 3, 8, 8, generator=g), torch.rand(1, 3, 8, 8, generator=g)
+    alpha_up = torch.full((1, 1, 8, 8), 0.4)
+    ones = torch.ones(1, 1, 8, 8)
+
+    def step(predicted: torch.Tensor, edge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = torch.cat([predicted, ones, torch.zeros(1, 1, 8, 8), edge], dim=1)  # band 1, no trust change
+        return net._edge_step(src, bgr, None, alpha_up, maps)
+
+    red, blue = (
+        torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1).expand(1, 3, 8, 8),
+        torch.tensor([0.1, 0.1, 0.9]).view(1, 3, 1, 1).expand(1, 3, 8, 8),
+    )
+    pha_a, fgr_a = step(red, blue)
+    pha_b, fgr_b = step(blue, blue)
+    assert torch.equal(pha_a, pha_b)  # alpha from the edge colour only
+    assert (fgr_a - fgr_b).abs().max() > 1e-3  # the foreground's prior is the predicted colour
+    pha_c, _ = step(red, red)
+    assert (pha_a - pha_c).abs().max() > 1e-3
