@@ -150,12 +150,11 @@ def spread(values: torch.Tensor, weight: torch.Tensor, full: float = 0.25) -> to
     levels = [torch.cat([_halve(values * weight), _halve(weight)], dim=1)]
     while max(levels[-1].shape[-2:]) > 1:  # down to one cell, so that every level above it gets filled
         levels.append(_halve(levels[-1]))
-    # the coarsest level: the overall weighted mean where a cell holds too little weight (it is one
-    # cell when run eagerly; an export traced at a smaller size may stop above that)
+    # below the coarsest level, the overall weighted mean (the coarsest is one cell when run eagerly;
+    # an export traced at a smaller size may stop above that)
     num, den = levels[-1][:, :c], levels[-1][:, c:]
-    overall = num.sum((-2, -1), keepdim=True) / den.sum((-2, -1), keepdim=True).clamp_min(1e-6)
-    est = overall + (den / full).clamp(0, 1) * (num / den.clamp_min(1e-6) - overall)
-    for level in reversed(levels[:-1]):
+    est = num.sum((-2, -1), keepdim=True) / den.sum((-2, -1), keepdim=True).clamp_min(1e-6)
+    for level in reversed(levels):
         up = F.interpolate(est, size=level.shape[-2:], mode="bilinear", align_corners=False)
         num, den = level[:, :c], level[:, c:]
         est = torch.addcmul(up, (den / full).clamp_(0, 1), num / den.clamp_min(1e-6) - up)
