@@ -215,15 +215,6 @@ def test_subpixel_checkpoint_round_trip(tmp_path) -> None:
         assert torch.equal(model(src, plate)[0], loaded(src, plate)[0])
 
 
-@pytest.mark.parametrize("shape", [(1, 3, 64, 96), (2, 3, 37, 53)])
-@pytest.mark.parametrize("step", [1, 2, 3, 4, 6, 8])
-def test_downsample_is_average_pooling(shape: tuple[int, ...], step: int) -> None:
-    from cleanplate.models.guided.net import _downsample
-
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(step))
-    assert torch.allclose(_downsample(x, step), torch.nn.functional.avg_pool2d(x, step), atol=1e-6)
-
-
 def test_subpixel_features_at_quarter_scale_read_the_frame_averaged_to_half() -> None:
     """At factor 4 (HD) the sub-pixel features see the frame as it was seen at training (factor 2 on
     a smaller image): a frame upscaled 2× gives, at factor 4, the working maps of the original at 2."""

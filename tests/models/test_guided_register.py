@@ -83,6 +83,29 @@ def test_an_aligned_plate_stays_exactly_as_it_is() -> None:
     assert torch.equal(theta, identity(1, theta))
 
 
+def test_an_aligned_plate_skips_the_finest_level(monkeypatch) -> None:
+    """The finest level is three quarters of the time; an aligned plate, settled at the coarser
+    levels, does not pay for it, and a plate shifted by a third of a pixel still does."""
+    from cleanplate.models.guided import register as reg
+
+    frame, plate, _, _ = _scene(identity(1, torch.zeros(1)))
+    noisy = (plate + 0.01 * torch.randn(plate.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    sizes: list[int] = []
+    real_step = reg._step
+
+    def counted(fr, *args):
+        sizes.append(fr.shape[-1])
+        return real_step(fr, *args)
+
+    monkeypatch.setattr(reg, "_step", counted)
+    assert torch.equal(register(frame, noisy), identity(1, frame))
+    assert sizes and max(sizes) < frame.shape[-1]
+    sizes.clear()
+    nudged = warp(noisy, _affine(0.0, 0.0, 2 * 0.33 / 320, 0.0))
+    register(frame, nudged)
+    assert max(sizes) == frame.shape[-1]
+
+
 def test_an_unrelated_plate_falls_back_to_the_identity() -> None:
     frame, _, _, _ = _scene(identity(1, torch.zeros(1)))
     other = _texture(240, 320, seed=9)

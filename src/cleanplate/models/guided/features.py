@@ -44,12 +44,17 @@ def opponent(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap binomial blur per channel, replicated border."""
-    c = int(x.shape[1])  # static under tracing: the kernel's shape must be known to export it
-    k = _GAUSS.to(x)
-    x = F.pad(x, (2, 2, 2, 2), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)
-    return F.conv2d(x, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
+    """Separable 5-tap binomial blur per channel, replicated border.
+
+    Written as weighted sums of shifted views (constants only, so an export keeps any size): a
+    depthwise ``conv2d`` took 4x as long on CPU at the 1080p working grid."""
+    k = [float(v) for v in _GAUSS]
+    p = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    cut = [slice(i, i - 4 or None) for i in range(5)]
+    rows = (p[..., cut[0], :] + p[..., cut[4], :]) * k[0]
+    rows = rows + (p[..., cut[1], :] + p[..., cut[3], :]) * k[1] + p[..., cut[2], :] * k[2]
+    out = (rows[..., cut[0]] + rows[..., cut[4]]) * k[0]
+    return out + (rows[..., cut[1]] + rows[..., cut[3]]) * k[1] + rows[..., cut[2]] * k[2]
 
 
 def _solve3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
