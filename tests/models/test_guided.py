@@ -34,6 +34,20 @@ def test_tone_fit_recovers_exposure_drift_despite_the_subject() -> None:
     assert weights[0, 0][~bg].mean() < 0.2 < weights[0, 0][bg].mean()  # the subject drops out of the fit
 
 
+def test_a_large_grid_is_fitted_on_a_subsample_with_the_same_curve(monkeypatch) -> None:
+    """Above FIT_PIXELS the curve comes from every 2nd row and column, the weights from every pixel."""
+    src, plate, alpha = _scene(h=384, w=512)
+    drifted = (plate * torch.tensor([1.15, 0.95, 1.05]).view(1, 3, 1, 1) + 0.02).clamp(0, 1)
+    frame = alpha * src + (1 - alpha) * drifted
+    beta_sub, w_sub = feat.fit_tone(frame, plate)
+    monkeypatch.setattr(feat, "FIT_PIXELS", 10**9)
+    beta_all, w_all = feat.fit_tone(frame, plate)
+    assert not torch.equal(beta_sub, beta_all)  # a different sample ...
+    assert (beta_sub - beta_all).abs().max() < 2e-3  # ... the same curve
+    assert w_sub.shape == w_all.shape == (1, 1, 384, 512)
+    assert (w_sub - w_all).abs().mean() < 2e-3
+
+
 def test_tone_fit_keeps_the_identity_for_an_unrelated_plate() -> None:
     src, _, _ = _scene(seed=1)
     other = 1 - src  # inverted: no monotone curve maps one to the other
