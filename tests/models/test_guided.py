@@ -312,3 +312,42 @@ def test_edge_alpha_reads_the_edge_colour_and_the_foreground_keeps_the_predicted
     assert (fgr_a - fgr_b).abs().max() > 1e-3  # the foreground's prior is the predicted colour
     pha_c, _ = step(red, red)
     assert (pha_a - pha_c).abs().max() > 1e-3
+
+
+def test_a_handheld_plate_is_warped_in_the_edge_cells_exactly_as_in_the_whole_frame() -> None:
+    from cleanplate.models.guided.net import _blocks, _warped_blocks
+    from cleanplate.models.guided.register import warp
+
+    plate = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    theta = torch.tensor([[[1.01, -0.02, 0.03], [0.02, 0.99, -0.05]], [[1.0, 0.0, 0.1], [0.0, 1.0, 0.0]]])
+    bi, yi, xi = torch.tensor([0, 1, 1, 0]), torch.tensor([0, 7, 3, 5]), torch.tensor([11, 0, 4, 6])
+    want = _blocks(warp(plate, theta), 4)[bi, yi, xi]
+    assert torch.equal(_warped_blocks(plate, theta, bi, yi, xi, 4), want)
+
+
+def test_the_patched_edge_step_with_a_handheld_plate_matches_the_dense_one() -> None:
+    """Inference warps the full-resolution plate in the edge cells only; training warps all of it."""
+    from cleanplate.models.guided.register import register, warp
+
+    h, w = 384, 512
+    g = torch.Generator().manual_seed(4)
+    layers = [torch.rand(1, 3, c, c, generator=g) for c in (8, 24, 64)]
+    plate = sum(torch.nn.functional.interpolate(x, (h, w), mode="bicubic") for x in layers)
+    plate = (plate / 3).clamp(0, 1)
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    alpha = (((yy - h / 2) ** 2 + (xx - w / 2) ** 2) < (h / 4) ** 2).float()[None, None]
+    src = alpha * torch.tensor([0.9, 0.1, 0.6]).view(1, 3, 1, 1) + (1 - alpha) * plate
+    theta = torch.tensor([[[1.0, -0.004, 0.02], [0.004, 1.0, -0.015]]])
+    moved = warp(plate, torch.linalg.inv(torch.cat([theta[0], torch.tensor([[0.0, 0.0, 1.0]])]))[:2][None])
+    small = [torch.nn.functional.avg_pool2d(x, 4) for x in (src, moved)]
+    assert not torch.equal(register(*small), torch.eye(2, 3)[None])  # the model will warp the plate
+    model = GuidedMatting(backbone_scale=0.25, widths=(8, 16, 16, 24, 32), subpixel=True).eval()
+    torch.nn.init.normal_(model.net.head.weight, std=0.01)
+    with torch.no_grad():  # alpha as keyed: fractional at the disk's edge only, so few cells are patched
+        model.net.head.weight[0].zero_()
+        model.net.head.weight[6:].zero_()
+        patched = model(src, moved)
+    with torch.enable_grad():
+        dense = model(src, moved)
+    assert (patched[0] - dense[0]).abs().max() < 1e-5
+    assert (patched[1] - dense[1]).abs().max() < 1e-5

@@ -284,9 +284,22 @@ class GuidedMatting(nn.Module):
         src_lr, bgr_lr = downsample(src_sub, k // step), downsample(bgr_sub, k // step)
         theta = register(src_lr, bgr_lr)  # the handheld plate moved onto the frame (identity when aligned)
         plain = eager()
+        h, w = src.shape[-2:]
+        patched = (
+            k > 1
+            and not torch.is_grad_enabled()
+            and plain
+            and h % k == 0  # then the working grid is exactly (h/k, w/k): one cell per k×k block
+            and w % k == 0
+        )
+        plate_theta = None  # set: the full-resolution plate is warped in the edge cells only
         if not plain or not torch.equal(theta, identity(theta.shape[0], theta)):
-            bgr_lr, bgr = warp(bgr_lr, theta), warp(bgr, theta)
-            bgr_sub = warp(bgr_sub, theta) if step > 1 else bgr
+            bgr_lr = warp(bgr_lr, theta)
+            if patched and step > 1:  # nothing else reads the full-resolution plate
+                bgr_sub, plate_theta = warp(bgr_sub, theta), theta
+            else:
+                bgr = warp(bgr, theta)
+                bgr_sub = warp(bgr_sub, theta) if step > 1 else bgr
         f = feat.plate_features(src_lr, bgr_lr)
         stack = f["stack"]
         # the edge step's plate: tone-matched where it needs it (patched: its cells only), or once
@@ -317,16 +330,10 @@ class GuidedMatting(nn.Module):
         band_sm = max3(4 * pha_sm * (1 - pha_sm)).clamp(0, 1)
         edge_fgr = interior_colour(src_lr, pha_sm, fgr_sm)  # the colour the edge equation solves alpha with
         maps = torch.cat([fgr_sm, band_sm, d_trust, edge_fgr], dim=1)  # what the edge step reads, upsampled
-        h, w = src.shape[-2:]
-        patched = (
-            k > 1
-            and not torch.is_grad_enabled()
-            and plain
-            and h % k == 0  # then the working grid is exactly (h/k, w/k): one cell per k×k block
-            and w % k == 0
-        )
-        edges = _edges_in_cells if patched else _edges_dense
-        pha, fgr = edges(src, edge_plate, edge_beta, alpha_up, maps, k)
+        if patched:
+            pha, fgr = _edges_in_cells(src, edge_plate, edge_beta, alpha_up, maps, k, plate_theta)
+        else:
+            pha, fgr = _edges_dense(src, edge_plate, edge_beta, alpha_up, maps, k)
         ref_sm = (band_sm > 0.5).to(pha.dtype)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
 
@@ -406,7 +413,34 @@ def _centre_weights(k: int, like: torch.Tensor) -> torch.Tensor:
     return w
 
 
-def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _warped_blocks(
+    plate: torch.Tensor, theta: torch.Tensor, bi: torch.Tensor, yi: torch.Tensor, xi: torch.Tensor, k: int
+) -> torch.Tensor:
+    """``_blocks(warp(plate, theta), k)[bi, yi, xi]`` without warping the whole frame: the plate
+    sampled at the same grid coordinates (:func:`.register.warp`'s), for the gathered cells only."""
+    h, w = plate.shape[-2:]
+    step = torch.arange(k, device=plate.device)
+    xs = ((torch.arange(w, dtype=plate.dtype, device=plate.device) * 2 + 1) / w - 1)[(xi * k)[:, None] + step]
+    ys = ((torch.arange(h, dtype=plate.dtype, device=plate.device) * 2 + 1) / h - 1)[(yi * k)[:, None] + step]
+    x, y = xs[:, None, :], ys[:, :, None]  # (N, 1, k), (N, k, 1)
+    t = theta.reshape(-1, 6)[bi][:, :, None, None]  # (N, 6, 1, 1)
+    gx = t[:, 0] * x + t[:, 1] * y + t[:, 2]
+    gy = t[:, 3] * x + t[:, 4] * y + t[:, 5]
+    grid = torch.stack([gx, gy], dim=-1)  # (N, k, k, 2)
+    out = plate.new_empty(bi.shape[0], plate.shape[1], k, k)
+    for b in range(plate.shape[0]):
+        sel = (bi == b).nonzero()[:, 0]
+        if sel.numel() == 0:
+            continue
+        g = grid[sel].reshape(1, -1, k, 2)  # the cells stacked as rows of one grid
+        got = F.grid_sample(plate[b : b + 1], g, mode="bilinear", padding_mode="border", align_corners=False)
+        out[sel] = got.view(plate.shape[1], -1, k, k).transpose(0, 1)
+    return out
+
+
+def _edges_in_cells(
+    src, bgr, beta, alpha_up, maps, k: int, theta: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The same result as :func:`_edges_dense`, computed only in the cells the band reaches.
 
     A full-resolution pixel's bilinearly upsampled band reads the 3×3 working cells around its own,
@@ -414,7 +448,8 @@ def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tenso
     the foreground the frame. Only the other cells (typically a few percent of a frame) are gathered,
     their 3×3 neighbourhoods of working maps upsampled locally (bilinear with an integer factor and
     replicated borders gives the whole-frame values), the edge step run, and the blocks put back
-    (into ``alpha_up`` itself: the caller's upsampled alpha is not needed after this).
+    (into ``alpha_up`` itself: the caller's upsampled alpha is not needed after this). With
+    ``theta``, ``bgr`` is the plate before registration, warped here for those cells only.
     """
     band_sm = maps[:, 3:4]
     cells = (max3(band_sm) > 0)[:, 0].nonzero()
@@ -422,7 +457,7 @@ def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tenso
     if cells.shape[0] == 0:
         return pha, fgr
     if cells.shape[0] > 0.5 * band_sm.numel():  # most of the frame: the dense path is cheaper
-        return _edges_dense(src, bgr, beta, alpha_up, maps, k)
+        return _edges_dense(src, bgr if theta is None else warp(bgr, theta), beta, alpha_up, maps, k)
     bi, yi, xi = cells[:, 0], cells[:, 1], cells[:, 2]
     b, c = maps.shape[:2]
     padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")
@@ -435,7 +470,8 @@ def _edges_in_cells(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tenso
     kron = torch.einsum("yi,xj->ijyx", wk, wk).reshape(9, k * k)  # 3×3 cell values -> k×k bilinear pixels
     up = (nbhd @ kron).view(-1, c, k, k)  # one matrix product: 3x faster than the separable einsum
     take = lambda x: _blocks(x, k)[bi, yi, xi]  # noqa: E731  (N, C, k, k)
-    pha_c, fgr_c = _edge_step(take(src), take(bgr), None if beta is None else beta[bi], take(alpha_up), up)
+    plate_c = take(bgr) if theta is None else _warped_blocks(bgr, theta, bi, yi, xi, k)
+    pha_c, fgr_c = _edge_step(take(src), plate_c, None if beta is None else beta[bi], take(alpha_up), up)
     _blocks(pha, k)[bi, yi, xi] = pha_c
     _blocks(fgr, k)[bi, yi, xi] = fgr_c
     return pha, fgr
