@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .pool import separable
+
 LO = 0.012  # distance (RGB units) below which a pixel is background on clean footage
 SPAN = 0.028  # width of the soft threshold
 NOISE_FACTOR = 2.0
@@ -44,17 +46,9 @@ def opponent(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap binomial blur per channel, replicated border.
-
-    Written as weighted sums of shifted views (constants only, so an export keeps any size): a
-    depthwise ``conv2d`` took 4x as long on CPU at the 1080p working grid."""
-    k = [float(v) for v in _GAUSS]
-    p = F.pad(x, (2, 2, 2, 2), mode="replicate")
-    cut = [slice(i, i - 4 or None) for i in range(5)]
-    rows = (p[..., cut[0], :] + p[..., cut[4], :]) * k[0]
-    rows = rows + (p[..., cut[1], :] + p[..., cut[3], :]) * k[1] + p[..., cut[2], :] * k[2]
-    out = (rows[..., cut[0]] + rows[..., cut[4]]) * k[0]
-    return out + (rows[..., cut[1]] + rows[..., cut[3]]) * k[1] + rows[..., cut[2]] * k[2]
+    """Separable 5-tap binomial blur per channel, replicated border (shifted views: a depthwise
+    ``conv2d`` took 4x as long on CPU at the 1080p working grid)."""
+    return separable(x, _GAUSS.tolist())
 
 
 def _solve3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -131,7 +125,7 @@ def fit_tone(src: torch.Tensor, bgr: torch.Tensor, iters: int = 4) -> tuple[torc
     # A curve that is not monotone on [0, 1] or strays far from the identity: keep the identity.
     slope_lo, slope_hi = beta[..., 1], beta[..., 1] + 2 * beta[..., 2]
     grid = torch.linspace(0, 1, 17, dtype=src.dtype, device=src.device)
-    dev = (beta[..., 0:1] + beta[..., 1:2] * grid + beta[..., 2:3] * grid * grid - grid).abs().amax(-1)
+    dev = (_curve(beta, grid) - grid).abs().amax(-1)
     ok = (slope_lo > 0.2) & (slope_hi > 0.2) & (dev < 0.35)
     beta = torch.where(ok.unsqueeze(-1), beta, identity.expand_as(beta))
     if stride > 1:  # the last weights at every pixel: the curve and scale they were computed from

@@ -35,7 +35,7 @@ from torch import nn
 
 from . import features as feat
 from .pool import box, downsample, max3
-from .register import eager, identity, register, warp
+from .register import centres, eager, grid_at, identity, register, warp
 
 FG_PRIOR = 0.02  # pull of the solved foreground towards the predicted colour where alpha is small
 GF_EPS = 1e-3
@@ -420,13 +420,9 @@ def _warped_blocks(
     sampled at the same grid coordinates (:func:`.register.warp`'s), for the gathered cells only."""
     h, w = plate.shape[-2:]
     step = torch.arange(k, device=plate.device)
-    xs = ((torch.arange(w, dtype=plate.dtype, device=plate.device) * 2 + 1) / w - 1)[(xi * k)[:, None] + step]
-    ys = ((torch.arange(h, dtype=plate.dtype, device=plate.device) * 2 + 1) / h - 1)[(yi * k)[:, None] + step]
-    x, y = xs[:, None, :], ys[:, :, None]  # (N, 1, k), (N, k, 1)
-    t = theta.reshape(-1, 6)[bi][:, :, None, None]  # (N, 6, 1, 1)
-    gx = t[:, 0] * x + t[:, 1] * y + t[:, 2]
-    gy = t[:, 3] * x + t[:, 4] * y + t[:, 5]
-    grid = torch.stack([gx, gy], dim=-1)  # (N, k, k, 2)
+    x = centres(w, plate)[(xi * k)[:, None] + step][:, None, None, :]  # (N, 1, 1, k)
+    y = centres(h, plate)[(yi * k)[:, None] + step][:, None, :, None]  # (N, 1, k, 1)
+    grid = grid_at(theta[bi], x, y)  # (N, k, k, 2)
     out = plate.new_empty(bi.shape[0], plate.shape[1], k, k)
     for b in range(plate.shape[0]):
         sel = (bi == b).nonzero()[:, 0]

@@ -19,19 +19,25 @@ def max3(x: torch.Tensor) -> torch.Tensor:
     return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
 
 
-def box(x: torch.Tensor, r: int) -> torch.Tensor:
-    """(2r+1)² mean, stride 1, same size, replicated border. Slices by constants only (no shape
-    arithmetic), so an ONNX export keeps any input size."""
-    n = 2 * r + 1
+def separable(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
+    """The same odd-length filter along rows and columns, stride 1, same size, replicated border.
+    Slices by constants only (no shape arithmetic), so an ONNX export keeps any input size."""
+    n = len(taps)
+    r = n // 2
     p = F.pad(x, (r, r, r, r), mode="replicate")
     cut = [slice(i, i - n + 1 or None) for i in range(n)]  # the n windows of the padded side
-    rows = p[..., cut[0], :]
-    for c in cut[1:]:
-        rows = rows + p[..., c, :]
-    out = rows[..., cut[0]]
-    for c in cut[1:]:
-        out = out + rows[..., c]
-    return out * (1.0 / (n * n))
+    rows = p[..., cut[0], :] * taps[0]
+    for c, t in zip(cut[1:], taps[1:], strict=True):
+        rows = rows + p[..., c, :] * t
+    out = rows[..., cut[0]] * taps[0]
+    for c, t in zip(cut[1:], taps[1:], strict=True):
+        out = out + rows[..., c] * t
+    return out
+
+
+def box(x: torch.Tensor, r: int) -> torch.Tensor:
+    """(2r+1)² mean, stride 1, same size, replicated border."""
+    return separable(x, [1.0 / (2 * r + 1)] * (2 * r + 1))
 
 
 def downsample(x: torch.Tensor, step: int) -> torch.Tensor:

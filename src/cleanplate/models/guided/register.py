@@ -70,6 +70,12 @@ def identity(b: int, like: torch.Tensor) -> torch.Tensor:
 def _grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``affine_grid(theta, (B, C, h, w))`` written out (ONNX has no affine grid before opset 20)."""
     x, y = _coords(h, w, theta)
+    return grid_at(theta, x, y)
+
+
+def grid_at(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``grid_sample``'s grid (B, H, W, 2): normalised coordinates ``x``, ``y`` (broadcasting to
+    (B, 1, H, W)) mapped by ``theta`` (B, 2, 3)."""
     t = theta.reshape(-1, 6, 1, 1)
     gx = t[:, 0:1] * x + t[:, 1:2] * y + t[:, 2:3]
     gy = t[:, 3:4] * x + t[:, 4:5] * y + t[:, 5:6]
@@ -106,10 +112,14 @@ def _solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack([r[:, n] for r in rows], dim=1)
 
 
+def centres(n: int, like: torch.Tensor) -> torch.Tensor:
+    """Normalised centres of ``n`` pixels along one side (n,), ``align_corners=False``."""
+    return (torch.arange(n, dtype=like.dtype, device=like.device) * 2 + 1) / n - 1
+
+
 def _coords(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised pixel-centre coordinates (1, 1, H, W) each, ``align_corners=False``."""
-    xs = (torch.arange(w, dtype=like.dtype, device=like.device) * 2 + 1) / w - 1
-    ys = (torch.arange(h, dtype=like.dtype, device=like.device) * 2 + 1) / h - 1
+    xs, ys = centres(w, like), centres(h, like)
     return xs.view(1, 1, 1, w).expand(1, 1, h, w), ys.view(1, 1, h, 1).expand(1, 1, h, w)
 
 
@@ -168,8 +178,10 @@ def _displacement(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(B,) the farthest any frame corner moves under ``theta``, in pixels of an h×w grid (an affine
     map moves no pixel farther than its corners)."""
     d = theta - identity(theta.shape[0], theta)
-    corners = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], dtype=d.dtype)
-    moved = torch.einsum("bij,kj->bki", d, corners.to(d.device))  # (B, 4, 2) in normalised units
+    corners = torch.tensor(
+        [[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], dtype=d.dtype, device=d.device
+    )
+    moved = torch.einsum("bij,kj->bki", d, corners)  # (B, 4, 2) in normalised units
     scale = torch.tensor([w / 2, h / 2], dtype=d.dtype, device=d.device)
     return (moved * scale).norm(dim=-1).amax(-1)
 
