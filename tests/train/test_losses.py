@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cleanplate.train.losses import edge_fgr_term, premultiplied_down, refine_loss
+from cleanplate.train.losses import edge_fgr_term, premultiplied_down, refine_loss, soft_alpha_term
 
 
 def _edge_case() -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,4 +50,21 @@ def test_edge_fgr_term_reads_only_partial_alpha_and_is_off_by_default() -> None:
     assert "edge_fgr" not in terms
     total, terms = refine_loss(_outputs(wrong, pha), pha, fgr, premultiplied_targets=True, edge_fgr=0.5)
     assert abs(float(terms["edge_fgr"]) - 0.5 * float(edge_fgr_term(wrong, fgr, pha))) < 1e-6
+    assert torch.isclose(total, sum(terms.values()))
+
+
+def test_soft_alpha_term_counts_only_partial_alpha_pixels_and_is_off_by_default() -> None:
+    pha, fgr = _edge_case()  # 16 of 256 pixels are 0.5, 16 are 0.25
+    solid_wrong = pha.clone()
+    solid_wrong[..., :, :7] = 0.0  # error only where the truth is solid
+    assert float(soft_alpha_term(solid_wrong, pha)) == 0.0
+    soft_wrong = pha.clone()
+    soft_wrong[..., :, 7:9] = 1.0  # error 0.5 and 0.75 over the two partial columns
+    assert abs(float(soft_alpha_term(soft_wrong, pha)) - (16 * 0.5 + 16 * 0.75) / 256) < 1e-6
+    fine = torch.zeros(1, 3, 8, 8)
+    outputs = (soft_wrong,) + _outputs(fine, pha)[1:]
+    _, terms = refine_loss(outputs, pha, fgr)
+    assert "soft_alpha" not in terms
+    total, terms = refine_loss(outputs, pha, fgr, soft_alpha=2.0)
+    assert torch.isclose(terms["soft_alpha"], 2.0 * soft_alpha_term(soft_wrong, pha))
     assert torch.isclose(total, sum(terms.values()))

@@ -32,9 +32,11 @@ class StageConfig:
     # of its steps on (stochastic weight averaging over the lr decay); None: the last step's weights
     average_from: float | None = None
     # refine and guided stages (see losses.py): the coarse foreground target averaged with alpha
-    # weights, and the weight of an L1 term on the upsampled coarse foreground at partial alpha
+    # weights, the weight of an L1 term on the upsampled coarse foreground at partial alpha, and the
+    # extra weight of the full-resolution alpha error at partial alpha
     premultiplied_targets: bool = False
     edge_fgr: float = 0.0
+    soft_alpha: float = 0.0
 
 
 @dataclass

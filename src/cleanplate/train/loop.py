@@ -232,7 +232,10 @@ class Trainer:
             loss_fn = base_loss
         else:  # guided: the same 6 outputs as refine
             loss_fn = functools.partial(
-                refine_loss, premultiplied_targets=stage.premultiplied_targets, edge_fgr=stage.edge_fgr
+                refine_loss,
+                premultiplied_targets=stage.premultiplied_targets,
+                edge_fgr=stage.edge_fgr,
+                soft_alpha=stage.soft_alpha,
             )
         amp = self._autocast()
         last_save, t0, first_step = time.monotonic(), time.monotonic(), step
