@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cleanplate.data import perturb
-from cleanplate.data.procedural import _canopy, _foliage, _hair_volume, _lattice, procedural_subject
+from cleanplate.data.procedural import _canopy, _foliage, _hair_volume, _lattice, _own_colour, procedural_subject
 from cleanplate.data.split import is_holdout_background, is_holdout_subject, license_allows_training
 from cleanplate.data.subjects import Subject, estimate_foreground
 from cleanplate.train.dataset import Mix, load_training_pool, make_sample
@@ -279,3 +279,34 @@ def test_volume_off_draws_no_random_numbers_and_on_adds_partial_coverage() -> No
         np.random.default_rng(1), subjects, backgrounds, (64, 96), Mix(volume=1.0, real=0.0, procedural=1.0, empty=0.0)
     )
     assert s["pha"].shape == (64, 96) and s["pha"].min() >= 0 and s["pha"].max() <= 1
+
+
+def test_own_colour_recolours_only_near_the_added_coverage_in_one_hue() -> None:
+    fgr = np.random.default_rng(0).uniform(0, 1, (96, 96, 3)).astype(np.float32)
+    added = np.zeros((96, 96), np.float32)
+    added[30:60, 30:60] = 0.5  # the coverage a volume added beyond the body
+    out = _own_colour(np.random.default_rng(1), fgr, added)
+    assert out.shape == fgr.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    far = np.ones((96, 96), bool)
+    far[18:72, 18:72] = False  # 4 sigma of the blur around the region
+    assert np.array_equal(out[far], fgr[far])
+    inside = out[36:54, 36:54].reshape(-1, 3)
+    assert inside.std(0).max() < 0.1 < fgr[36:54, 36:54].reshape(-1, 3).std(0).min()  # one hue, not the body's texture
+
+
+def test_volume_colour_changes_only_colour_and_is_off_by_default() -> None:
+    def draw(seed: int, p: float) -> Subject:
+        return procedural_subject(np.random.default_rng(seed), 128, volume_p=1.0, volume_colour_p=p)
+
+    changed = []
+    for seed in range(6):
+        plain, coloured = draw(seed, 0.0), draw(seed, 1.0)
+        assert np.array_equal(plain.pha, coloured.pha)  # the same shapes: the colour is drawn last
+        soft = (plain.pha > 0.05) & (plain.pha < 0.95)
+        changed.append(np.abs(coloured.fgr - plain.fgr).max(-1)[soft].mean())
+    assert np.mean(changed) > 0.1
+    # off: not a single random number drawn, so older configs keep their exact samples
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    procedural_subject(a, 64, volume_p=1.0)
+    procedural_subject(b, 64, volume_p=1.0, volume_colour_p=0.0)
+    assert a.random() == b.random()

@@ -252,6 +252,19 @@ def _volume(rng: np.random.Generator, h: int, w: int, mask: np.ndarray, alpha: n
     return np.maximum(body, crown)
 
 
+def _own_colour(rng: np.random.Generator, fgr: np.ndarray, added: np.ndarray) -> np.ndarray:
+    """``fgr`` with a colour of its own where a volume added coverage beyond the body: hair or leaves
+    of one hue, unlike the body they grow from (a troll's pink hair over its skin), with a little
+    variation along the strands. The body's colour spread outwards is then the wrong guess there."""
+    h, w = added.shape
+    hue = rng.uniform(0, 1, 3).astype(np.float32)
+    small = rng.uniform(-0.12, 0.12, (max(2, h // 8), max(2, w // 8), 1)).astype(np.float32)
+    shade = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)[..., None]
+    hair = np.clip(hue + shade + rng.normal(0, 0.02, (h, w, 3)).astype(np.float32), 0, 1)
+    where = np.clip(1.5 * cv2.GaussianBlur((added > 0.01).astype(np.float32), (0, 0), 3), 0, 1)[..., None]
+    return (fgr + (hair - fgr) * where).astype(np.float32)
+
+
 def procedural_subject(
     rng: np.random.Generator,
     size: int = 384,
@@ -259,13 +272,14 @@ def procedural_subject(
     photo_p: float = 0.5,
     structure_p: float = 0.0,
     volume_p: float = 0.0,
+    volume_colour_p: float = 0.0,
 ) -> Subject:
     """A random subject of about ``size`` pixels on its long side.
 
     With ``photos``, a share ``photo_p`` of subjects is textured with crops of real photos, so the
     network must read the plate difference rather than learn what backgrounds look like. A share
     ``structure_p`` gets fine structure (see the module docstring) on top, a share ``volume_p`` a
-    volume of hair or leaves.
+    volume of hair or leaves, and a share ``volume_colour_p`` of those a colour of their own.
     """
     h, w = size, int(size * rng.uniform(0.6, 1.0))
     mask = _blob_mask(rng, h, w)
@@ -278,9 +292,14 @@ def procedural_subject(
     # Drawn only when asked for, so configs without it keep their exact samples.
     if structure_p and rng.random() < structure_p:
         alpha = _structure(rng, h, w, mask, alpha, photos)
+    added = None
     if volume_p and rng.random() < volume_p:
+        before = alpha
         alpha = _volume(rng, h, w, mask, alpha)
+        added = alpha - before
     fgr = _photo_texture(rng, h, w, photos) if photos and photo_p and rng.random() < photo_p else _texture(rng, h, w)
+    if added is not None and volume_colour_p and rng.random() < volume_colour_p:
+        fgr = _own_colour(rng, fgr, added)
     return Subject(
         f"procedural_{rng.integers(1 << 30)}", fgr, np.clip(alpha, 0, 1).astype(np.float32), "procedural", "generated"
     )

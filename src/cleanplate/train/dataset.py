@@ -44,6 +44,7 @@ class Mix:
     plate_texture: float = 0.0  # share of procedural subjects textured with crops of this sample's own plate
     camouflage: float = 0.0  # share of subjects with a blob of the background's own colours inside (alpha kept)
     volume: float = 0.0  # share of procedural subjects with a hair volume or a canopy of leaves (partial coverage)
+    volume_colour: float = 0.0  # share of those volumes in a colour of their own, unlike the body's
 
 
 def load_training_pool(
@@ -100,6 +101,7 @@ def make_sample(
                 photo_p=mix.photo_texture,
                 structure_p=mix.structure,
                 volume_p=mix.volume,
+                volume_colour_p=mix.volume_colour,
             )
         frac = (0.8, 1.5) if mix.large and rng.random() < mix.large else (0.4, 1.1)
         f, a = perturb.place_subject(subject, h, w, rng, height_frac=frac)
