@@ -286,7 +286,7 @@ def test_own_colour_recolours_only_near_the_added_coverage_in_one_hue() -> None:
     added = np.zeros((96, 96), np.float32)
     added[30:60, 30:60] = 0.5  # the coverage a volume added beyond the body
     out = _own_colour(np.random.default_rng(1), fgr, added)
-    assert out.shape == fgr.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert out.shape == fgr.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
     far = np.ones((96, 96), bool)
     far[18:72, 18:72] = False  # 4 sigma of the blur around the region
     assert np.array_equal(out[far], fgr[far])
