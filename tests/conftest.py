@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,13 @@ from tests.clips import clip_factory, fast_matter  # noqa: F401  (fixtures for e
 from tests.shared_paths import ASSETS, DATA, REFERENCE
 
 torch.set_num_threads(1)
+
+# The tests that press Ctrl-C on a child process (batch, video, serve) need it delivered as in a
+# terminal. A suite started in the background of a non-interactive shell inherits SIGINT ignored,
+# and so would every child (an ignored signal stays ignored across exec); a handler here resets to
+# the default at exec, so the children get Python's usual KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _need(path: Path) -> Path:
