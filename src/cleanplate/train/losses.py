@@ -53,9 +53,14 @@ def premultiplied_down(fgr: torch.Tensor, pha: torch.Tensor, size: tuple[int, in
     return down(fgr * pha) / down(pha).clamp_min(1e-4)
 
 
+def _partial(pha_gt: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """1 where the true alpha is strictly between 0 and 1 (edges, hair), else 0."""
+    return ((pha_gt > 0) & (pha_gt < 1)).to(dtype)
+
+
 def edge_fgr_term(fgr_sm: torch.Tensor, fgr_gt: torch.Tensor, pha_gt: torch.Tensor) -> torch.Tensor:
     """L1 of the coarse foreground, upsampled as the edge step reads it, over the partial-alpha pixels."""
-    soft = ((pha_gt > 0) & (pha_gt < 1)).to(fgr_sm.dtype)
+    soft = _partial(pha_gt, fgr_sm.dtype)
     up = F.interpolate(fgr_sm, size=fgr_gt.shape[-2:], mode="bilinear", align_corners=False)
     return ((up - fgr_gt).abs() * soft).sum() / (3 * soft.sum()).clamp_min(1.0)
 
@@ -63,8 +68,7 @@ def edge_fgr_term(fgr_sm: torch.Tensor, fgr_gt: torch.Tensor, pha_gt: torch.Tens
 def soft_alpha_term(pha: torch.Tensor, pha_gt: torch.Tensor) -> torch.Tensor:
     """Alpha L1 over the partial-alpha pixels only, divided by all pixels: added with weight w, it
     counts their error (1 + w) times in the full-resolution alpha loss."""
-    soft = ((pha_gt > 0) & (pha_gt < 1)).to(pha.dtype)
-    return ((pha - pha_gt).abs() * soft).mean()
+    return ((pha - pha_gt).abs() * _partial(pha_gt, pha.dtype)).mean()
 
 
 def refine_loss(
