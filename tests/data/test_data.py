@@ -225,12 +225,64 @@ def test_camouflage_is_used_only_when_asked(monkeypatch) -> None:
     subjects, backgrounds = _pool()
     calls = []
     real = perturb.camouflage
-    monkeypatch.setattr(perturb, "camouflage", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(perturb, "camouflage", lambda *a, **k: calls.append(1) or real(*a, **k))
     for seed in range(4):
         make_sample(np.random.default_rng(seed), subjects, backgrounds, (64, 96), Mix(empty=0.0, real=0.7))
     assert not calls
     s = make_sample(np.random.default_rng(4), subjects, backgrounds, (64, 96), Mix(camouflage=1.0, empty=0.0, real=0.7))
     assert calls and s["src"].shape == (64, 96, 3)
+
+
+def test_dark_camouflage_looks_like_a_deep_shadow_but_keeps_alpha() -> None:
+    """With ``shade`` the blob is frame = shade x plate (what a shadow darker than any cast shadow
+    would give) while alpha stays 1: only the shape can tell it from a shadow."""
+    rng = np.random.default_rng(2)
+    h, w = 64, 80
+    pha = np.zeros((h, w), np.float32)
+    pha[8:56, 16:64] = 1.0
+    fgr = np.full((h, w, 3), 0.9, np.float32)
+    bg = rng.uniform(0.3, 0.8, (h, w, 3)).astype(np.float32)
+    out = perturb.camouflage(fgr, pha, bg, np.random.default_rng(0), shade=0.25)
+    near = 0.95 * 0.25 * bg + 0.05 * fgr  # the blob's centre: the plate at a quarter of its light
+    core = (np.abs(out - near).max(-1) < 0.02) & (pha == 1)
+    assert core.sum() > 20
+    assert (out[core] / bg[core]).max() < 0.45  # darker than any cast shadow, in every channel
+    assert not (np.abs(out - fgr).max(-1) > 0.05)[pha == 0].any()
+
+
+def test_dark_camouflage_is_drawn_only_when_asked(monkeypatch) -> None:
+    """``camouflage_dark`` 0 draws no extra random number (earlier configs keep their samples); at 1
+    every blob gets a shade in the dark range, below any cast shadow's."""
+    from cleanplate.train import dataset
+
+    subjects, backgrounds = _pool()
+    shades = []
+    real = perturb.camouflage
+    monkeypatch.setattr(perturb, "camouflage", lambda *a, shade=None: shades.append(shade) or real(*a, shade=shade))
+    plain = [
+        make_sample(np.random.default_rng(s), subjects, backgrounds, (64, 96), Mix(camouflage=1.0, empty=0.0, real=0.7))
+        for s in range(3)
+    ]
+    assert shades and all(s is None for s in shades)
+    shades.clear()
+    for s in range(3):
+        make_sample(
+            np.random.default_rng(s),
+            subjects,
+            backgrounds,
+            (64, 96),
+            Mix(camouflage=1.0, camouflage_dark=1.0, empty=0.0, real=0.7),
+        )
+    assert shades and all(dataset.DARK[0] <= s <= dataset.DARK[1] for s in shades)
+    assert dataset.DARK[1] < 0.5  # cast shadows keep at least half the light (perturb.cast_shadow)
+    again = make_sample(
+        np.random.default_rng(0),
+        subjects,
+        backgrounds,
+        (64, 96),
+        Mix(camouflage=1.0, camouflage_dark=0.0, empty=0.0, real=0.7),
+    )
+    assert np.array_equal(again["src"], plain[0]["src"])
 
 
 def _square_mask(n: int = 200) -> np.ndarray:

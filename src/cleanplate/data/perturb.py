@@ -122,12 +122,18 @@ def place_subject(
     return fgr, np.clip(pha, 0, 1)
 
 
-def camouflage(fgr: np.ndarray, pha: np.ndarray, bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def camouflage(
+    fgr: np.ndarray, pha: np.ndarray, bg: np.ndarray, rng: np.random.Generator, shade: float | None = None
+) -> np.ndarray:
     """``fgr`` with the background's own colours in a soft blob of the subject (a white coat on a
     white wall, a tan neck against a sunset): alpha is unchanged, so there only the shape around
     it tells subject from background. The blob (axes 10-30 % of the subject's size) is centred on
     the solid interior and may reach the outline; its colours are the background's, tinted by a
-    few percent and keeping a fifth of the subject's own (colours that coincide, not a hole)."""
+    few percent and keeping a fifth of the subject's own (colours that coincide, not a hole).
+
+    ``shade``: the blob is the background darkened to this fraction instead (a black jumper over a
+    dark lake), all but fully: frame = shade × plate there, what a deep shadow would look like,
+    while alpha stays 1 and only the shape says it is subject."""
     h, w = pha.shape
     ys, xs = np.nonzero(pha > 0.99)
     if len(ys) < 64:
@@ -137,9 +143,13 @@ def camouflage(fgr: np.ndarray, pha: np.ndarray, bg: np.ndarray, rng: np.random.
     axes = (max(2, int(rng.uniform(0.1, 0.3) * extent)), max(2, int(rng.uniform(0.1, 0.3) * extent)))
     blob = np.zeros((h, w), np.float32)
     cv2.ellipse(blob, (int(xs[i]), int(ys[i])), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
-    blob = 0.8 * cv2.GaussianBlur(blob, (0, 0), max(1.0, 0.1 * min(axes)))[..., None] * np.clip(pha, 0, 1)[..., None]
-    tint = rng.uniform(-0.04, 0.04, 3).astype(np.float32)
-    return np.clip(fgr * (1 - blob) + (bg + tint) * blob, 0, 1).astype(np.float32)
+    cover = 0.8 if shade is None else 0.95
+    blob = cover * cv2.GaussianBlur(blob, (0, 0), max(1.0, 0.1 * min(axes)))[..., None] * np.clip(pha, 0, 1)[..., None]
+    if shade is None:
+        paint = bg + rng.uniform(-0.04, 0.04, 3).astype(np.float32)
+    else:
+        paint = bg * np.float32(shade) + rng.uniform(-0.01, 0.01, 3).astype(np.float32)
+    return np.clip(fgr * (1 - blob) + paint * blob, 0, 1).astype(np.float32)
 
 
 def colour_jitter(img: np.ndarray, rng: np.random.Generator, strength: float = 0.15) -> np.ndarray:

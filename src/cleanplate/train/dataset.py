@@ -25,6 +25,8 @@ from ..data.subjects import (
     manifest_info,
 )
 
+DARK = (0.1, 0.45)  # a dark camouflage blob's share of the background's light; cast shadows keep 50-85 %
+
 
 @dataclass
 class Mix:
@@ -45,6 +47,9 @@ class Mix:
     camouflage: float = 0.0  # share of subjects with a blob of the background's own colours inside (alpha kept)
     volume: float = 0.0  # share of procedural subjects with a hair volume or a canopy of leaves (partial coverage)
     volume_colour: float = 0.0  # share of those volumes in a colour of their own, unlike the body's
+    camouflage_dark: float = (
+        0.0  # share of camouflage blobs painted as the background at 10-45 % (darker than any cast shadow)
+    )
 
 
 def load_training_pool(
@@ -108,7 +113,8 @@ def make_sample(
         if rng.random() < mix.colour_jitter:
             f = perturb.colour_jitter(f, rng)
         if mix.camouflage and rng.random() < mix.camouflage:  # no draw at 0: older configs keep their samples
-            f = perturb.camouflage(f, a, bg, rng)
+            dark = mix.camouflage_dark and rng.random() < mix.camouflage_dark  # no draw at 0 (older configs)
+            f = perturb.camouflage(f, a, bg, rng, shade=float(rng.uniform(*DARK)) if dark else None)
         # Later subjects go in front of earlier ones ("over" in premultiplied colour).
         premult = f * a[..., None] + premult * (1 - a[..., None])
         pha = a + pha * (1 - a)
