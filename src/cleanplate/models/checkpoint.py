@@ -307,6 +307,8 @@ def save_checkpoint(
         config = {"widths": list(model.widths)}
         if model.subpixel:
             config["subpixel"] = True
+        if model.trust is not None:
+            config["pixel_trust"] = True
     else:
         if arch not in ARCHITECTURES:
             arch = "MattingRefine" if hasattr(model, "refiner") else "MattingBase"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-STAGE_KINDS = ("base", "refine", "guided", "guided_error")
+STAGE_KINDS = ("base", "refine", "guided", "guided_error", "guided_trust")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class StageConfig:
     backbone_scale: float = 0.5
     sample_pixels: int = 16384
     subpixel: bool = False  # guided: the full-resolution sub-pixel path of GuidedMatting
+    pixel_trust: bool = False  # guided: the per-pixel trust head of the edge step (guided_trust trains only it)
     # the stage's result is the uniform average of the weights after every step from this fraction
     # of its steps on (stochastic weight averaging over the lr decay); None: the last step's weights
     average_from: float | None = None

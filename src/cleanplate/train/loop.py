@@ -56,8 +56,12 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
-    if stage.kind in ("guided", "guided_error"):
-        return GuidedMatting(backbone_scale=stage.backbone_scale, subpixel=stage.subpixel)
+    if stage.kind in ("guided", "guided_error", "guided_trust"):
+        return GuidedMatting(
+            backbone_scale=stage.backbone_scale,
+            subpixel=stage.subpixel,
+            pixel_trust=stage.pixel_trust or stage.kind == "guided_trust",
+        )
     if stage.kind == "base":
         return MattingBase(cfg.backbone)
     return MattingRefine(
@@ -79,6 +83,20 @@ def _error_channel_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
     head.weight.requires_grad_(True).register_hook(lambda g: g * mask.view(-1, 1, 1, 1))
     head.bias.requires_grad_(True).register_hook(lambda g: g * mask)
     return [head.weight, head.bias]
+
+
+def _trust_head_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
+    """Freeze everything but the per-pixel trust head (eval-mode BatchNorm); its parameters.
+
+    The network's answer stays exactly the one it was trained to give; only the choice between
+    the upsampled and the solved alpha at each band pixel is learnt."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = list(model.trust.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    return params
 
 
 def lr_at(step: int, stage: StageConfig) -> float:
@@ -200,7 +218,12 @@ class Trainer:
         model.to(self.device).train()
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        params = _error_channel_only(model) if stage.kind == "guided_error" else list(model.parameters())
+        if stage.kind == "guided_error":
+            params = _error_channel_only(model)
+        elif stage.kind == "guided_trust":
+            params = _trust_head_only(model)
+        else:
+            params = list(model.parameters())
         opt = torch.optim.Adam(params, lr=stage.lr)
         step = 0
         if state is not None and state.get("optimizer") is not None:

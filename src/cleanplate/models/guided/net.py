@@ -195,6 +195,67 @@ def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tu
     return a, trust
 
 
+class PixelTrust(nn.Module):
+    """A per-pixel correction to the edge step's trust: which of the two alphas (guided-upsampled
+    or solved from the compositing equation) each band pixel keeps.
+
+    The heuristic trust of :func:`edge_equation` is right on average but not per pixel: choosing the
+    better of the two alphas at every band pixel would cut the default's `low` MAD by a quarter on
+    the held-out objects. This reads only per-pixel quantities the edge step has anyway (both alphas,
+    the unclamped solution, the line's length and residual, the solution with the predicted colour,
+    the plate distance), so it runs on the gathered edge cells as on a whole frame, and it is three
+    1×1 convolutions. Its last layer starts at zero: a model without it, given it, computes exactly
+    what it computed before.
+    """
+
+    IN = 10
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Conv2d(self.IN, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True)
+        )
+        self.out = nn.Conv2d(hidden, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        matched: torch.Tensor,
+        edge_fgr: torch.Tensor,
+        fgr_up: torch.Tensor,
+        alpha_up: torch.Tensor,
+        trust: torch.Tensor,
+        d_trust: torch.Tensor,
+        band: torch.Tensor,
+    ) -> torch.Tensor:
+        """The change to ``trust + d_trust`` per pixel (B, 1, H, W)."""
+        fb, ib, fb2 = edge_fgr - matched, src - matched, fgr_up - matched
+        norm2 = _channel_sum(fb * fb)
+        a_raw = _channel_sum(ib * fb) / (norm2 + 1e-4)
+        off = torch.addcmul(ib, a_raw.clamp(0, 1), fb, value=-1)
+        residual = (_channel_sum(off * off) + 1e-8).sqrt()
+        a_pred = _channel_sum(ib * fb2) / (_channel_sum(fb2 * fb2) + 1e-4)
+        dist = (_channel_sum(ib * ib) + 1e-8).sqrt()
+        x = torch.cat(
+            [
+                alpha_up,
+                a_raw.clamp(0, 1),
+                trust,
+                d_trust,
+                band,
+                (norm2 + 1e-8).sqrt() * 10,
+                residual * 10,
+                a_raw.clamp(-1, 2),
+                a_pred.clamp(-1, 2),
+                dist * 10,
+            ],
+            dim=1,
+        )
+        return self.out(self.mlp(x.to(self.out.weight.dtype))).float()
+
+
 def _channel_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over three channels (B, 1, ...): added as slices, faster than ``sum(1)`` on small blocks."""
     return x[:, 0:1] + x[:, 1:2] + x[:, 2:3]
@@ -221,23 +282,26 @@ class GuidedMatting(nn.Module):
         backbone_scale: float = 0.5,
         widths: tuple[int, ...] = (16, 32, 48, 64, 96),
         subpixel: bool = False,
+        pixel_trust: bool = False,
     ) -> None:
         super().__init__()
         self.backbone_scale = backbone_scale
         self.widths = tuple(widths)
         self.subpixel = bool(subpixel)
         self.net = CorrectionNet(self.widths, self.subpixel)
+        self.trust = PixelTrust() if pixel_trust else None
         self.channels_last = False  # set by :meth:`optimized` (oneDNN runs NHWC convolutions faster)
 
     def extra_repr(self) -> str:
-        return f"backbone_scale={self.backbone_scale}, subpixel={self.subpixel}"
+        return f"backbone_scale={self.backbone_scale}, subpixel={self.subpixel}, pixel_trust={self.trust is not None}"
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``state`` of a narrower model of this family widened to this one's shapes.
 
         The first convolution's new input channels and the head's new output channels are zero, so
         a model without the sub-pixel path, widened, computes exactly what it computed before; a
-        fine-tune then starts from it. Shapes that would shrink are left for ``load_state_dict``
+        model without the per-pixel trust head gets this model's (its last layer is zero, so it
+        changes nothing either). A fine-tune then starts from it. Shapes that would shrink are left for ``load_state_dict``
         to refuse.
         """
         own = self.state_dict()
@@ -251,6 +315,9 @@ class GuidedMatting(nn.Module):
             grown = torch.zeros_like(new)
             grown[tuple(slice(0, n) for n in old.shape)] = old
             out[key] = grown
+        for key, value in own.items():  # a model without the trust head gets this one's (output zero)
+            if key.startswith("trust.") and key not in state:
+                out[key] = value.detach().clone()
         return out
 
     def _factor(self) -> int:
@@ -331,9 +398,9 @@ class GuidedMatting(nn.Module):
         edge_fgr = interior_colour(src_lr, pha_sm, fgr_sm)  # the colour the edge equation solves alpha with
         maps = torch.cat([fgr_sm, band_sm, d_trust, edge_fgr], dim=1)  # what the edge step reads, upsampled
         if patched:
-            pha, fgr = _edges_in_cells(src, edge_plate, edge_beta, alpha_up, maps, k, plate_theta)
+            pha, fgr = _edges_in_cells(src, edge_plate, edge_beta, alpha_up, maps, k, plate_theta, self.trust)
         else:
-            pha, fgr = _edges_dense(src, edge_plate, edge_beta, alpha_up, maps, k)
+            pha, fgr = _edges_dense(src, edge_plate, edge_beta, alpha_up, maps, k, self.trust)
         ref_sm = (band_sm > 0.5).to(pha.dtype)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
 
@@ -368,7 +435,12 @@ def _subpixel_features(src: torch.Tensor, matched: torch.Tensor, size: torch.Siz
 
 
 def _edge_step(
-    src: torch.Tensor, bgr: torch.Tensor, beta: torch.Tensor | None, alpha_up: torch.Tensor, maps_up: torch.Tensor
+    src: torch.Tensor,
+    bgr: torch.Tensor,
+    beta: torch.Tensor | None,
+    alpha_up: torch.Tensor,
+    maps_up: torch.Tensor,
+    head: PixelTrust | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Alpha and foreground at full resolution from the upsampled working maps (any region of the frame).
 
@@ -377,22 +449,25 @@ def _edge_step(
     foreground keeps the predicted colour as its prior, which the colour error measured better).
     Outside the band the upsampled alpha stands and the foreground is the frame itself (interior:
     exact colours; background: never shown); inside, both follow the equation.
-    ``beta`` None: ``bgr`` is tone-matched already.
+    ``beta`` None: ``bgr`` is tone-matched already. ``head``: a :class:`PixelTrust` that corrects
+    the trust per pixel.
     """
     fgr_up, band, d_trust, edge_fgr = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5], maps_up[:, 5:8]
     matched = bgr if beta is None else feat.apply_tone(bgr, beta)
     a_eq, trust = edge_equation(src, matched, edge_fgr)
+    if head is not None:
+        d_trust = d_trust + head(src, matched, edge_fgr, fgr_up, alpha_up, trust, d_trust, band)
     trust = (trust + d_trust).clamp(0, 1) * band
     pha = torch.lerp(alpha_up, a_eq, trust).clamp(0, 1)
     fgr = torch.lerp(src, solve_foreground(src, matched, pha, fgr_up), band)
     return pha, fgr
 
 
-def _edges_dense(src, bgr, beta, alpha_up, maps, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _edges_dense(src, bgr, beta, alpha_up, maps, k: int, head=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The edge step over the whole frame (training, export, odd sizes)."""
     if k > 1:
         maps = F.interpolate(maps, size=src.shape[-2:], mode="bilinear", align_corners=False)
-    return _edge_step(src, bgr, beta, alpha_up, maps)
+    return _edge_step(src, bgr, beta, alpha_up, maps, head)
 
 
 def _blocks(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -435,7 +510,7 @@ def _warped_blocks(
 
 
 def _edges_in_cells(
-    src, bgr, beta, alpha_up, maps, k: int, theta: torch.Tensor | None = None
+    src, bgr, beta, alpha_up, maps, k: int, theta: torch.Tensor | None = None, head=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same result as :func:`_edges_dense`, computed only in the cells the band reaches.
 
@@ -453,7 +528,7 @@ def _edges_in_cells(
     if cells.shape[0] == 0:
         return pha, fgr
     if cells.shape[0] > 0.5 * band_sm.numel():  # most of the frame: the dense path is cheaper
-        return _edges_dense(src, bgr if theta is None else warp(bgr, theta), beta, alpha_up, maps, k)
+        return _edges_dense(src, bgr if theta is None else warp(bgr, theta), beta, alpha_up, maps, k, head)
     bi, yi, xi = cells[:, 0], cells[:, 1], cells[:, 2]
     b, c = maps.shape[:2]
     padded = F.pad(maps, (1, 1, 1, 1), mode="replicate")
@@ -467,7 +542,7 @@ def _edges_in_cells(
     up = (nbhd @ kron).view(-1, c, k, k)  # one matrix product: 3x faster than the separable einsum
     take = lambda x: _blocks(x, k)[bi, yi, xi]  # noqa: E731  (N, C, k, k)
     plate_c = take(bgr) if theta is None else _warped_blocks(bgr, theta, bi, yi, xi, k)
-    pha_c, fgr_c = _edge_step(take(src), plate_c, None if beta is None else beta[bi], take(alpha_up), up)
+    pha_c, fgr_c = _edge_step(take(src), plate_c, None if beta is None else beta[bi], take(alpha_up), up, head)
     _blocks(pha, k)[bi, yi, xi] = pha_c
     _blocks(fgr, k)[bi, yi, xi] = fgr_c
     return pha, fgr
