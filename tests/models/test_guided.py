@@ -351,3 +351,57 @@ def test_the_patched_edge_step_with_a_handheld_plate_matches_the_dense_one() -> 
         dense = model(src, moved)
     assert (patched[0] - dense[0]).abs().max() < 1e-5
     assert (patched[1] - dense[1]).abs().max() < 1e-5
+
+
+def _with_trust_head(seed: int = 0) -> GuidedMatting:
+    torch.manual_seed(seed)
+    model = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True, pixel_trust=True).eval()
+    torch.nn.init.normal_(model.net.head.weight, std=0.01)
+    torch.nn.init.normal_(model.trust.out.weight, std=0.5)
+    return model
+
+
+def test_a_model_given_the_trust_head_computes_what_it_did_without_it() -> None:
+    """The head's last layer starts at zero and ``adapt_state`` hands a headless model one: fitting
+    the head starts exactly from the trained model's answer."""
+    torch.manual_seed(0)
+    plain = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True).eval()
+    torch.nn.init.normal_(plain.net.head.weight, std=0.01)
+    headed = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True, pixel_trust=True).eval()
+    headed.load_state_dict(headed.adapt_state(plain.state_dict()))
+    src, plate, _ = _scene()
+    with torch.no_grad():
+        for a, b in zip(plain(src, plate), headed(src, plate), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_the_trust_head_moves_edge_alpha_only_and_the_patched_path_matches_the_dense_one() -> None:
+    model = _with_trust_head()
+    src, plate, _ = _scene(96, 128)
+    off = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True).eval()
+    off.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("trust.")})
+    with torch.no_grad():
+        patched, without = model(src, plate), off(src, plate)
+    with torch.enable_grad():
+        dense = model(src, plate)
+    assert (patched[0] - dense[0]).abs().max() < 1e-5
+    assert (patched[1] - dense[1]).abs().max() < 1e-5
+    moved = (patched[0] - without[0]).abs()[0, 0] > 1e-4
+    assert moved.any()
+    pha_sm = patched[2]
+    band = net.max3(4 * pha_sm * (1 - pha_sm))
+    band = torch.nn.functional.interpolate(band, size=src.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    assert (band == 0).any() and not moved[band == 0].any()  # away from edges: nothing
+
+
+def test_trust_head_checkpoint_round_trip_and_export(tmp_path) -> None:
+    model = _with_trust_head(1)
+    path = save_checkpoint(model, tmp_path / "t.pt", half=False)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.trust is not None and loaded.subpixel
+    src, plate, _ = _scene()
+    with torch.no_grad():
+        assert torch.equal(model(src, plate)[0], loaded(src, plate)[0])
+    plain = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True).eval()
+    with pytest.raises(RuntimeError):  # a headless model does not silently drop a fitted head
+        plain.load_state_dict(plain.adapt_state(model.state_dict()))
