@@ -212,6 +212,29 @@ def test_guided_then_error_channel_stage(smoke_config: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_guided_then_trust_head_stage(smoke_config: Path, tmp_path: Path) -> None:
+    """A ``guided`` stage, then ``guided_trust``: the network's weights and BatchNorm statistics stay
+    exactly as trained; only the per-pixel trust head (new, started as a no-op) moves."""
+    text = smoke_config.read_text()
+    text = text[: text.index("[[stages]]")] + (
+        '[[stages]]\nkind = "guided"\nsubpixel = true\nsteps = 2\nbatch_size = 2\nsize = [64, 64]\n\n'
+        '[[stages]]\nkind = "guided_trust"\nsubpixel = true\nsteps = 4\nbatch_size = 2\nsize = [64, 64]\n'
+        "lr = 1e-2\nwarmup = 0\n"
+    )
+    text = text.replace("bf16 = true", "bf16 = false")
+    path = tmp_path / "trust.toml"
+    path.write_text(text)
+    trainer = Trainer(load_config(path), log=lambda m: None)
+    trainer.run()
+    first = torch.load(tmp_path / "smoke" / "stage0.pt", weights_only=True)["model"]
+    final = torch.load(trainer.last_path, weights_only=True)["model"]
+    assert all(torch.equal(first[k], final[k]) for k in first)
+    added = sorted(k for k in final if k not in first)
+    assert added and all(k.startswith("trust.") for k in added)
+    assert final["trust.out.weight"].abs().sum() > 0  # it left its zero start
+
+
+@pytest.mark.slow
 def test_until_stops_a_stage_and_blend_interpolates_the_export(smoke_config: Path, tmp_path: Path) -> None:
     """``--until 2`` stops stage 0 at step 2 (a resume there trains nothing); ``--blend`` halves the way."""
     from cleanplate.errors import CheckpointError

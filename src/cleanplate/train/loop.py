@@ -99,6 +99,15 @@ def _trust_head_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
     return params
 
 
+def _trainable(model: torch.nn.Module, kind: str) -> list[torch.nn.Parameter]:
+    """The parameters a stage of ``kind`` trains (the fitting stages freeze the rest)."""
+    if kind == "guided_error":
+        return _error_channel_only(model)
+    if kind == "guided_trust":
+        return _trust_head_only(model)
+    return list(model.parameters())
+
+
 def lr_at(step: int, stage: StageConfig) -> float:
     if step < stage.warmup:
         return stage.lr * (step + 1) / stage.warmup
@@ -218,12 +227,7 @@ class Trainer:
         model.to(self.device).train()
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if stage.kind == "guided_error":
-            params = _error_channel_only(model)
-        elif stage.kind == "guided_trust":
-            params = _trust_head_only(model)
-        else:
-            params = list(model.parameters())
+        params = _trainable(model, stage.kind)
         opt = torch.optim.Adam(params, lr=stage.lr)
         step = 0
         if state is not None and state.get("optimizer") is not None:

@@ -301,8 +301,8 @@ class GuidedMatting(nn.Module):
         The first convolution's new input channels and the head's new output channels are zero, so
         a model without the sub-pixel path, widened, computes exactly what it computed before; a
         model without the per-pixel trust head gets this model's (its last layer is zero, so it
-        changes nothing either). A fine-tune then starts from it. Shapes that would shrink are left for ``load_state_dict``
-        to refuse.
+        changes nothing either). A fine-tune then starts from it. Shapes that would shrink are left
+        for ``load_state_dict`` to refuse.
         """
         own = self.state_dict()
         out = dict(state)
