@@ -106,3 +106,13 @@ def test_onnx_runs_the_subpixel_path_at_quarter_scale_like_pytorch(tmp_path: Pat
     torch.manual_seed(2)
     got, want = _onnx_and_torch(GuidedMatting(subpixel=True, backbone_scale=0.25).eval(), tmp_path / "q.onnx")
     assert float(np.abs(got[0] - want[0].numpy()).mean()) < 1e-3
+
+
+@pytest.mark.slow
+def test_onnx_runs_the_trust_head_like_pytorch(tmp_path: Path) -> None:
+    """The per-pixel trust head (1x1 convolutions over the edge step's quantities) exports too."""
+    torch.manual_seed(3)
+    model = GuidedMatting(subpixel=True, pixel_trust=True).eval()
+    torch.nn.init.normal_(model.trust.out.weight, std=0.5)
+    got, want = _onnx_and_torch(model, tmp_path / "trust.onnx")
+    assert float(np.abs(got[0] - want[0].numpy()).mean()) < 1e-3

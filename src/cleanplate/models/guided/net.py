@@ -21,6 +21,11 @@ inside the cell, and writes a zero-initialised alpha correction per pixel (depth
 of one or two pixels between leaves or strands, where the plate shows through, is then visible to
 the network and representable in its answer; at factor 2 this costs a few full-resolution passes.
 
+With ``pixel_trust=True`` a :class:`PixelTrust` head (three 1×1 convolutions, zero-initialised
+output) corrects, per band pixel, how far the edge step trusts the equation's alpha over the
+upsampled one, from per-pixel quantities only (so it runs on the gathered edge cells as on a
+frame). It is fitted on the frozen network (training stage ``guided_trust``).
+
 ``forward(src, bgr)`` returns what :class:`~cleanplate.models.MattingRefine` does:
 ``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``; ``ref_sm`` marks where the edge equation was used.
 """
