@@ -258,7 +258,11 @@ class PixelTrust(nn.Module):
             ],
             dim=1,
         )
-        return self.out(self.mlp(x.to(self.out.weight.dtype))).float()
+        # the gathered edge cells are many tiny images (N, C, k, k): as one (1, C, N·k, k) image the
+        # 1×1 convolutions are one matrix product each, not N small ones
+        b, c, h, w = x.shape
+        flat = x.to(self.out.weight.dtype).transpose(0, 1).reshape(1, c, b * h, w)
+        return self.out(self.mlp(flat)).float().reshape(1, b, h, w).transpose(0, 1)
 
 
 def _channel_sum(x: torch.Tensor) -> torch.Tensor:
