@@ -202,13 +202,17 @@ def test_structure_off_draws_no_random_numbers() -> None:
     assert r1.random() == r2.random()
 
 
-def test_camouflage_paints_the_background_inside_the_subject_and_keeps_alpha() -> None:
-    rng = np.random.default_rng(2)
+def _camouflage_scene(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A solid light-grey square subject (alpha, foreground) and a random background in [lo, hi)."""
     h, w = 64, 80
     pha = np.zeros((h, w), np.float32)
     pha[8:56, 16:64] = 1.0
     fgr = np.full((h, w, 3), 0.9, np.float32)
-    bg = rng.uniform(0, 0.5, (h, w, 3)).astype(np.float32)
+    return pha, fgr, np.random.default_rng(2).uniform(lo, hi, (h, w, 3)).astype(np.float32)
+
+
+def test_camouflage_paints_the_background_inside_the_subject_and_keeps_alpha() -> None:
+    pha, fgr, bg = _camouflage_scene(0, 0.5)
     out = perturb.camouflage(fgr, pha, bg, np.random.default_rng(0))
     changed = np.abs(out - fgr).max(-1) > 0.05
     assert changed.any() and not changed[pha == 0].any()  # only inside the subject
@@ -236,12 +240,7 @@ def test_camouflage_is_used_only_when_asked(monkeypatch) -> None:
 def test_dark_camouflage_looks_like_a_deep_shadow_but_keeps_alpha() -> None:
     """With ``shade`` the blob is frame = shade x plate (what a shadow darker than any cast shadow
     would give) while alpha stays 1: only the shape can tell it from a shadow."""
-    rng = np.random.default_rng(2)
-    h, w = 64, 80
-    pha = np.zeros((h, w), np.float32)
-    pha[8:56, 16:64] = 1.0
-    fgr = np.full((h, w, 3), 0.9, np.float32)
-    bg = rng.uniform(0.3, 0.8, (h, w, 3)).astype(np.float32)
+    pha, fgr, bg = _camouflage_scene(0.3, 0.8)
     out = perturb.camouflage(fgr, pha, bg, np.random.default_rng(0), shade=0.25)
     near = 0.95 * 0.25 * bg + 0.05 * fgr  # the blob's centre: the plate at a quarter of its light
     core = (np.abs(out - near).max(-1) < 0.02) & (pha == 1)
