@@ -16,7 +16,8 @@ class StageConfig:
     """One stage: ``base`` trains MattingBase; ``refine`` trains MattingRefine end to end;
     ``guided`` trains the plate-guided GuidedMatting (the default model) end to end;
     ``guided_error`` fits only its error-map channel on the frozen network (BatchNorm statistics
-    kept), so a finished model gains a calibrated error map without any other output moving."""
+    kept), so a finished model gains a calibrated error map without any other output moving;
+    ``guided_trust`` adds the per-pixel trust head of the edge step and fits only it, the same way."""
 
     kind: str = "base"
     steps: int = 3000
