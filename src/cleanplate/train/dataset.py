@@ -47,9 +47,7 @@ class Mix:
     camouflage: float = 0.0  # share of subjects with a blob of the background's own colours inside (alpha kept)
     volume: float = 0.0  # share of procedural subjects with a hair volume or a canopy of leaves (partial coverage)
     volume_colour: float = 0.0  # share of those volumes in a colour of their own, unlike the body's
-    camouflage_dark: float = (
-        0.0  # share of camouflage blobs painted as the background at 10-45 % (darker than any cast shadow)
-    )
+    camouflage_dark: float = 0.0  # share of camouflage blobs painted as the background at DARK of its light
 
 
 def load_training_pool(

@@ -72,11 +72,16 @@ def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
     )
 
 
-def _error_channel_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
-    """Freeze everything but the error channel of the head (eval-mode BatchNorm); its parameters."""
+def _frozen(model: torch.nn.Module) -> None:
+    """Every parameter frozen, BatchNorm in eval mode (its statistics kept): the fitting stages' start."""
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+
+
+def _error_channel_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
+    """Freeze everything but the error channel of the head (eval-mode BatchNorm); its parameters."""
+    _frozen(model)
     head = model.net.head
     mask = torch.zeros(head.out_channels, device=head.weight.device)
     mask[GuidedMatting.ERR_CHANNEL] = 1
@@ -90,9 +95,7 @@ def _trust_head_only(model: GuidedMatting) -> list[torch.nn.Parameter]:
 
     The network's answer stays exactly the one it was trained to give; only the choice between
     the upsampled and the solved alpha at each band pixel is learnt."""
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    _frozen(model)
     params = list(model.trust.parameters())
     for p in params:
         p.requires_grad_(True)

@@ -183,21 +183,33 @@ def interior_colour(
     return torch.addcmul(fgr, inside - fgr, share)
 
 
-def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def edge_line(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The pixel against the line from plate B to subject colour F: ``alpha`` (unclamped projection),
+    ``norm2`` (|F - B|², its length squared) and ``residual`` (what the clamped point does not explain)."""
+    fb = fgr - bgr
+    ib = src - bgr
+    norm2 = _channel_sum(fb * fb)
+    alpha = _channel_sum(ib * fb) / (norm2 + 1e-4)
+    off = torch.addcmul(ib, alpha.clamp(0, 1), fb, value=-1)  # what the line from B to F does not explain
+    return {"alpha": alpha, "norm2": norm2, "residual": (_channel_sum(off * off) + 1e-8).sqrt()}
+
+
+def line_trust(line: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Alpha from the compositing equation and a heuristic trust in it (0..1, per pixel).
 
     Trusted where subject and plate colours differ (|F - B|) and the pixel lies on the line
     between them (small residual): texture the predicted colour does not explain keeps the
     upsampled alpha.
     """
-    fb = fgr - bgr
-    ib = src - bgr
-    norm2 = _channel_sum(fb * fb)
-    a = (_channel_sum(ib * fb) / (norm2 + 1e-4)).clamp(0, 1)
-    off = torch.addcmul(ib, a, fb, value=-1)  # what the line from B to F does not explain
-    residual = (_channel_sum(off * off) + 1e-8).sqrt()
-    trust = feat.smoothstep((norm2 + 1e-8).sqrt(), 0.04, 0.12) * (1 - feat.smoothstep(residual, 0.04, 0.08))
-    return a, trust
+    trust = feat.smoothstep((line["norm2"] + 1e-8).sqrt(), 0.04, 0.12) * (
+        1 - feat.smoothstep(line["residual"], 0.04, 0.08)
+    )
+    return line["alpha"].clamp(0, 1), trust
+
+
+def edge_equation(src: torch.Tensor, bgr: torch.Tensor, fgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`line_trust` of :func:`edge_line`: alpha from ``I = aF + (1 - a)B`` and the trust in it."""
+    return line_trust(edge_line(src, bgr, fgr))
 
 
 class PixelTrust(nn.Module):
@@ -228,19 +240,16 @@ class PixelTrust(nn.Module):
         self,
         src: torch.Tensor,
         matched: torch.Tensor,
-        edge_fgr: torch.Tensor,
+        line: dict[str, torch.Tensor],
         fgr_up: torch.Tensor,
         alpha_up: torch.Tensor,
         trust: torch.Tensor,
         d_trust: torch.Tensor,
         band: torch.Tensor,
     ) -> torch.Tensor:
-        """The change to ``trust + d_trust`` per pixel (B, 1, H, W)."""
-        fb, ib, fb2 = edge_fgr - matched, src - matched, fgr_up - matched
-        norm2 = _channel_sum(fb * fb)
-        a_raw = _channel_sum(ib * fb) / (norm2 + 1e-4)
-        off = torch.addcmul(ib, a_raw.clamp(0, 1), fb, value=-1)
-        residual = (_channel_sum(off * off) + 1e-8).sqrt()
+        """The change to ``trust + d_trust`` per pixel (B, 1, H, W); ``line``: :func:`edge_line` of the edge colour."""
+        ib, fb2 = src - matched, fgr_up - matched
+        a_raw = line["alpha"]
         a_pred = _channel_sum(ib * fb2) / (_channel_sum(fb2 * fb2) + 1e-4)
         dist = (_channel_sum(ib * ib) + 1e-8).sqrt()
         x = torch.cat(
@@ -250,8 +259,8 @@ class PixelTrust(nn.Module):
                 trust,
                 d_trust,
                 band,
-                (norm2 + 1e-8).sqrt() * 10,
-                residual * 10,
+                (line["norm2"] + 1e-8).sqrt() * 10,
+                line["residual"] * 10,
                 a_raw.clamp(-1, 2),
                 a_pred.clamp(-1, 2),
                 dist * 10,
@@ -463,9 +472,10 @@ def _edge_step(
     """
     fgr_up, band, d_trust, edge_fgr = maps_up[:, 0:3], maps_up[:, 3:4], maps_up[:, 4:5], maps_up[:, 5:8]
     matched = bgr if beta is None else feat.apply_tone(bgr, beta)
-    a_eq, trust = edge_equation(src, matched, edge_fgr)
+    line = edge_line(src, matched, edge_fgr)
+    a_eq, trust = line_trust(line)
     if head is not None:
-        d_trust = d_trust + head(src, matched, edge_fgr, fgr_up, alpha_up, trust, d_trust, band)
+        d_trust = d_trust + head(src, matched, line, fgr_up, alpha_up, trust, d_trust, band)
     trust = (trust + d_trust).clamp(0, 1) * band
     pha = torch.lerp(alpha_up, a_eq, trust).clamp(0, 1)
     fgr = torch.lerp(src, solve_foreground(src, matched, pha, fgr_up), band)
