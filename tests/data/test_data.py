@@ -257,7 +257,9 @@ def test_dark_camouflage_is_drawn_only_when_asked(monkeypatch) -> None:
     subjects, backgrounds = _pool()
     shades = []
     real = perturb.camouflage
-    monkeypatch.setattr(perturb, "camouflage", lambda *a, shade=None: shades.append(shade) or real(*a, shade=shade))
+    monkeypatch.setattr(
+        perturb, "camouflage", lambda *a, shade=None, **k: shades.append(shade) or real(*a, shade=shade, **k)
+    )
     plain = [
         make_sample(np.random.default_rng(s), subjects, backgrounds, (64, 96), Mix(camouflage=1.0, empty=0.0, real=0.7))
         for s in range(3)
@@ -282,6 +284,76 @@ def test_dark_camouflage_is_drawn_only_when_asked(monkeypatch) -> None:
         Mix(camouflage=1.0, camouflage_dark=0.0, empty=0.0, real=0.7),
     )
     assert np.array_equal(again["src"], plain[0]["src"])
+
+
+def _textured_camouflage_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A square subject and a background, each with its own independent fine texture."""
+    h, w = 96, 112
+    pha = np.zeros((h, w), np.float32)
+    pha[8:88, 16:96] = 1.0
+    rng = np.random.default_rng(5)
+    fgr = (0.5 + 0.3 * rng.uniform(-1, 1, (h, w, 1)) * np.ones(3)).astype(np.float32)
+    bg = (np.float32([0.6, 0.45, 0.3]) * (1 + 0.3 * rng.uniform(-1, 1, (h, w, 1)))).astype(np.float32)
+    return pha, fgr, bg
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_dark_camouflage_in_its_own_texture_is_not_the_darkened_plate() -> None:
+    """``own_texture``: the blob's colour is the background's local colour at ``shade`` of its light
+    (what a shadow would leave), its texture the subject's, unrelated to the plate's; a plain dark
+    blob's texture is the plate's (a shadow's in every local respect)."""
+    pha, fgr, bg = _textured_camouflage_scene()
+    luma = np.float32([0.299, 0.587, 0.114])
+    own = perturb.camouflage(fgr, pha, bg, np.random.default_rng(0), shade=0.5, own_texture=True)
+    plain = perturb.camouflage(fgr, pha, bg, np.random.default_rng(0), shade=0.5)
+    core = (np.abs(plain - (0.95 * 0.5 * bg + 0.05 * fgr)).max(-1) < 0.03) & (pha == 1)
+    assert core.sum() > 100
+    ratio = own[core].mean(0) / bg[core].mean(0)  # the colour of a shadow at half the light, per channel
+    assert np.allclose(ratio, 0.5, atol=0.08)
+    assert _corr((own @ luma)[core], (fgr @ luma)[core]) > 0.7  # the subject's own texture
+    assert abs(_corr((own @ luma)[core], (bg @ luma)[core])) < 0.2  # not the plate's
+    assert _corr((plain @ luma)[core], (bg @ luma)[core]) > 0.9  # the plain dark blob: the plate's
+    assert not (np.abs(own - fgr).max(-1) > 0.05)[pha == 0].any()
+
+
+def test_dark_own_texture_is_drawn_only_when_asked(monkeypatch) -> None:
+    """``dark_own_texture`` 0 draws no extra random number (round eight keeps its samples); at 1
+    every dark blob keeps the subject's texture, at a shade over the cast shadows' range too."""
+    from cleanplate.train import dataset
+
+    subjects, backgrounds = _pool()
+    calls = []
+    real = perturb.camouflage
+    monkeypatch.setattr(
+        perturb,
+        "camouflage",
+        lambda *a, shade=None, own_texture=False: (
+            calls.append((shade, own_texture)) or real(*a, shade=shade, own_texture=own_texture)
+        ),
+    )
+
+    def sample(seed: int, **mix: float) -> dict[str, np.ndarray]:
+        return make_sample(
+            np.random.default_rng(seed),
+            subjects,
+            backgrounds,
+            (64, 96),
+            Mix(camouflage=1.0, empty=0.0, real=0.7, **mix),
+        )
+
+    dark = [sample(s, camouflage_dark=1.0) for s in range(3)]
+    assert calls and not any(own for _, own in calls)
+    calls.clear()
+    again = sample(0, camouflage_dark=1.0, dark_own_texture=0.0)
+    assert np.array_equal(again["src"], dark[0]["src"])
+    calls.clear()
+    for s in range(3):
+        sample(s, camouflage_dark=1.0, dark_own_texture=1.0)
+    assert calls and all(own and dataset.DARK_OWN[0] <= shade <= dataset.DARK_OWN[1] for shade, own in calls)
+    assert dataset.DARK_OWN[1] > 0.5  # overlaps the cast shadows' range: texture, not darkness, tells them apart
 
 
 def _square_mask(n: int = 200) -> np.ndarray:

@@ -123,7 +123,12 @@ def place_subject(
 
 
 def camouflage(
-    fgr: np.ndarray, pha: np.ndarray, bg: np.ndarray, rng: np.random.Generator, shade: float | None = None
+    fgr: np.ndarray,
+    pha: np.ndarray,
+    bg: np.ndarray,
+    rng: np.random.Generator,
+    shade: float | None = None,
+    own_texture: bool = False,
 ) -> np.ndarray:
     """``fgr`` with the background's own colours in a soft blob of the subject (a white coat on a
     white wall, a tan neck against a sunset): alpha is unchanged, so there only the shape around
@@ -133,7 +138,13 @@ def camouflage(
 
     ``shade``: the blob is the background darkened to this fraction instead (a black jumper over a
     dark lake), all but fully: frame = shade × plate there, what a deep shadow would look like,
-    while alpha stays 1 and only the shape says it is subject."""
+    while alpha stays 1 and only the shape says it is subject.
+
+    ``own_texture`` (with ``shade``): the blob keeps the subject's own texture (its luma detail
+    about the local mean) on the background's darkened local colour: a dark subject whose colour
+    happens to be a shadow's (a dark-green squash over a dusk lake) but whose texture is not the
+    plate's. A cast shadow keeps the plate's texture; this is what tells the two apart, where a
+    blob of the darkened plate itself is a shadow in every local respect but its label."""
     h, w = pha.shape
     ys, xs = np.nonzero(pha > 0.99)
     if len(ys) < 64:
@@ -147,6 +158,12 @@ def camouflage(
     blob = cover * cv2.GaussianBlur(blob, (0, 0), max(1.0, 0.1 * min(axes)))[..., None] * np.clip(pha, 0, 1)[..., None]
     if shade is None:
         paint = bg + rng.uniform(-0.04, 0.04, 3).astype(np.float32)
+    elif own_texture:
+        sigma = max(2.0, 0.5 * min(axes))
+        luma = fgr @ np.float32([0.299, 0.587, 0.114])
+        detail = np.clip(luma / np.maximum(cv2.GaussianBlur(luma, (0, 0), sigma), 1e-3), 0.25, 4.0)
+        local = cv2.GaussianBlur(bg, (0, 0), sigma)
+        paint = local * np.float32(shade) * detail[..., None] + rng.uniform(-0.01, 0.01, 3).astype(np.float32)
     else:
         paint = bg * np.float32(shade) + rng.uniform(-0.01, 0.01, 3).astype(np.float32)
     return np.clip(fgr * (1 - blob) + paint * blob, 0, 1).astype(np.float32)

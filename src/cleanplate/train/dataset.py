@@ -26,6 +26,7 @@ from ..data.subjects import (
 )
 
 DARK = (0.1, 0.45)  # a dark camouflage blob's share of the background's light; cast shadows keep 50-85 %
+DARK_OWN = (0.1, 0.85)  # the same with the subject's own texture: overlaps the shadows' range, texture tells them apart
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Mix:
     volume: float = 0.0  # share of procedural subjects with a hair volume or a canopy of leaves (partial coverage)
     volume_colour: float = 0.0  # share of those volumes in a colour of their own, unlike the body's
     camouflage_dark: float = 0.0  # share of camouflage blobs painted as the background at DARK of its light
+    dark_own_texture: float = 0.0  # share of those dark blobs keeping the subject's own texture (at DARK_OWN)
 
 
 def load_training_pool(
@@ -112,7 +114,9 @@ def make_sample(
             f = perturb.colour_jitter(f, rng)
         if mix.camouflage and rng.random() < mix.camouflage:  # no draw at 0: older configs keep their samples
             dark = mix.camouflage_dark and rng.random() < mix.camouflage_dark  # no draw at 0 (older configs)
-            f = perturb.camouflage(f, a, bg, rng, shade=float(rng.uniform(*DARK)) if dark else None)
+            own = dark and mix.dark_own_texture and rng.random() < mix.dark_own_texture  # no draw at 0
+            shade = float(rng.uniform(*(DARK_OWN if own else DARK))) if dark else None
+            f = perturb.camouflage(f, a, bg, rng, shade=shade, own_texture=bool(own))
         # Later subjects go in front of earlier ones ("over" in premultiplied colour).
         premult = f * a[..., None] + premult * (1 - a[..., None])
         pha = a + pha * (1 - a)
