@@ -353,9 +353,9 @@ def test_the_patched_edge_step_with_a_handheld_plate_matches_the_dense_one() -> 
     assert (patched[1] - dense[1]).abs().max() < 1e-5
 
 
-def _with_trust_head(seed: int = 0) -> GuidedMatting:
+def _with_trust_head(seed: int = 0, hidden: tuple[int, ...] = (32, 32)) -> GuidedMatting:
     torch.manual_seed(seed)
-    model = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True, pixel_trust=True).eval()
+    model = GuidedMatting(widths=(8, 16, 16, 24, 32), subpixel=True, pixel_trust=True, trust_hidden=hidden).eval()
     torch.nn.init.normal_(model.net.head.weight, std=0.01)
     torch.nn.init.normal_(model.trust.out.weight, std=0.5)
     return model
@@ -394,11 +394,16 @@ def test_the_trust_head_moves_edge_alpha_only_and_the_patched_path_matches_the_d
     assert (band == 0).any() and not moved[band == 0].any()  # away from edges: nothing
 
 
-def test_trust_head_checkpoint_round_trip_and_export(tmp_path) -> None:
-    model = _with_trust_head(1)
+@pytest.mark.parametrize("hidden", [(32, 32), (8,)])
+def test_trust_head_checkpoint_round_trip_and_export(tmp_path, hidden) -> None:
+    """Any head width round-trips; the first head's (32, 32) is written without naming it, as
+    the checkpoints fitted before widths were configurable were."""
+    model = _with_trust_head(1, hidden)
     path = save_checkpoint(model, tmp_path / "t.pt", half=False)
+    header = torch.load(path, weights_only=True)
+    assert header["config"].get("trust_hidden") == (None if hidden == (32, 32) else list(hidden))
     loaded, _ = load_checkpoint(path)
-    assert loaded.trust is not None and loaded.subpixel
+    assert loaded.trust is not None and loaded.subpixel and loaded.trust.hidden == hidden
     src, plate, _ = _scene()
     with torch.no_grad():
         assert torch.equal(model(src, plate)[0], loaded(src, plate)[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cleanplate.errors import InputError
 from cleanplate.train.config import load_config
 from cleanplate.train.loop import Trainer, lr_at
 from cleanplate.train.losses import base_loss, sobel
@@ -219,7 +220,7 @@ def test_guided_then_trust_head_stage(smoke_config: Path, tmp_path: Path) -> Non
     text = text[: text.index("[[stages]]")] + (
         '[[stages]]\nkind = "guided"\nsubpixel = true\nsteps = 2\nbatch_size = 2\nsize = [64, 64]\n\n'
         '[[stages]]\nkind = "guided_trust"\nsubpixel = true\nsteps = 4\nbatch_size = 2\nsize = [64, 64]\n'
-        "lr = 1e-2\nwarmup = 0\n"
+        "lr = 1e-2\nwarmup = 0\ntrust_hidden = [8]\n"
     )
     text = text.replace("bf16 = true", "bf16 = false")
     path = tmp_path / "trust.toml"
@@ -232,6 +233,15 @@ def test_guided_then_trust_head_stage(smoke_config: Path, tmp_path: Path) -> Non
     added = sorted(k for k in final if k not in first)
     assert added and all(k.startswith("trust.") for k in added)
     assert final["trust.out.weight"].abs().sum() > 0  # it left its zero start
+    assert final["trust.mlp.0.weight"].shape == (8, 10, 1, 1) and "trust.mlp.2.weight" not in final  # one layer of 8
+
+
+def test_trust_hidden_must_name_positive_widths(smoke_config: Path, tmp_path: Path) -> None:
+    for bad in ("[]", "[0]", "[16, -1]"):
+        path = tmp_path / "bad.toml"
+        path.write_text(smoke_config.read_text().replace("[[stages]]", f"[[stages]]\ntrust_hidden = {bad}", 1))
+        with pytest.raises(InputError, match="trust_hidden"):
+            load_config(path)
 
 
 @pytest.mark.slow

@@ -264,8 +264,9 @@ def _load_own(
     if extra:
         raise InputError(f"options {', '.join(extra)} do not apply to the {arch} model (it has no BGMv2 refiner)")
     config = {**header.get("config", {}), **{k: v for k, v in options.items() if v is not None}}
-    if "widths" in config:
-        config["widths"] = tuple(int(w) for w in config["widths"])
+    for key in ("widths", "trust_hidden"):
+        if key in config:
+            config[key] = tuple(int(w) for w in config[key])
     try:
         with torch.device("meta"):
             expected = OWN_ARCHITECTURES[arch](**config).state_dict()
@@ -309,6 +310,8 @@ def save_checkpoint(
             config["subpixel"] = True
         if model.trust is not None:
             config["pixel_trust"] = True
+            if model.trust.hidden != (32, 32):  # the first heads' widths: their checkpoints name none
+                config["trust_hidden"] = list(model.trust.hidden)
     else:
         if arch not in ARCHITECTURES:
             arch = "MattingRefine" if hasattr(model, "refiner") else "MattingBase"

@@ -30,6 +30,7 @@ class StageConfig:
     sample_pixels: int = 16384
     subpixel: bool = False  # guided: the full-resolution sub-pixel path of GuidedMatting
     pixel_trust: bool = False  # guided: the per-pixel trust head of the edge step (guided_trust trains only it)
+    trust_hidden: tuple[int, ...] = (32, 32)  # the trust head's hidden widths (1x1 convolutions, per pixel)
     # the stage's result is the uniform average of the weights after every step from this fraction
     # of its steps on (stochastic weight averaging over the lr decay); None: the last step's weights
     average_from: float | None = None
@@ -84,6 +85,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     stages = [_build(StageConfig, dict(s), f"{path} [[stages]]") for s in data.pop("stages", [{}])]
     for s in stages:
         s.size = tuple(s.size)
+        s.trust_hidden = tuple(int(h) for h in s.trust_hidden)
+        if not s.trust_hidden or min(s.trust_hidden) < 1:
+            raise InputError(f"{path}: trust_hidden must list one or more positive widths, got {list(s.trust_hidden)}")
         if s.kind not in STAGE_KINDS:
             raise InputError(f"{path}: stage kind must be one of {', '.join(STAGE_KINDS)}, got {s.kind!r}")
         if s.average_from is not None and not 0.0 <= s.average_from < 1.0:

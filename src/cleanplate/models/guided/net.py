@@ -227,12 +227,14 @@ class PixelTrust(nn.Module):
 
     IN = 10
 
-    def __init__(self, hidden: int = 32) -> None:
+    def __init__(self, hidden: tuple[int, ...] = (32, 32)) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Conv2d(self.IN, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True)
-        )
-        self.out = nn.Conv2d(hidden, 1, 1)
+        layers: list[nn.Module] = []
+        for cin, cout in zip((self.IN, *hidden[:-1]), hidden, strict=True):
+            layers += [nn.Conv2d(cin, cout, 1), nn.ReLU(inplace=True)]
+        self.mlp = nn.Sequential(*layers)
+        self.hidden = tuple(hidden)
+        self.out = nn.Conv2d(hidden[-1], 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -301,17 +303,19 @@ class GuidedMatting(nn.Module):
         widths: tuple[int, ...] = (16, 32, 48, 64, 96),
         subpixel: bool = False,
         pixel_trust: bool = False,
+        trust_hidden: tuple[int, ...] = (32, 32),
     ) -> None:
         super().__init__()
         self.backbone_scale = backbone_scale
         self.widths = tuple(widths)
         self.subpixel = bool(subpixel)
         self.net = CorrectionNet(self.widths, self.subpixel)
-        self.trust = PixelTrust() if pixel_trust else None
+        self.trust = PixelTrust(tuple(int(h) for h in trust_hidden)) if pixel_trust else None
         self.channels_last = False  # set by :meth:`optimized` (oneDNN runs NHWC convolutions faster)
 
     def extra_repr(self) -> str:
-        return f"backbone_scale={self.backbone_scale}, subpixel={self.subpixel}, pixel_trust={self.trust is not None}"
+        trust = f"pixel_trust=True, trust_hidden={self.trust.hidden}" if self.trust is not None else "pixel_trust=False"
+        return f"backbone_scale={self.backbone_scale}, subpixel={self.subpixel}, {trust}"
 
     def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``state`` of a narrower model of this family widened to this one's shapes.
