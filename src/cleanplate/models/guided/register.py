@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ...transforms import to_tensor
+from .features import luma
 
 MIN_SIDE = 40  # the pyramid stops before a level's short side gets below this
 MAX_SIDE = 512  # the finest level: larger working grids are averaged down to this first (speed)
@@ -86,10 +87,6 @@ def warp(img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """``img`` (the plate) sampled at the frame's pixels mapped by ``theta``; borders replicated."""
     grid = _grid(theta, img.shape[-2], img.shape[-1])
     return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def _solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -201,7 +198,7 @@ def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
     ``warp(bgr, register(src, bgr))`` is the registered plate. No gradients flow through the estimate.
     """
     with torch.no_grad(), torch.autocast(src.device.type, enabled=False):
-        frame, plate = _grey(src.float()), _grey(bgr.float())
+        frame, plate = luma(src.float()), luma(bgr.float())
         b = frame.shape[0]
         theta = identity(b, frame)
         photo = torch.tensor([1.0, 0.0], dtype=frame.dtype, device=frame.device).expand(b, 2).clone()
@@ -291,7 +288,7 @@ def _detail_cost(src: torch.Tensor, bgr: torch.Tensor, theta: torch.Tensor, marg
     subject is under half of most frames, and exposure drift has no detail."""
 
     def detail(x: torch.Tensor) -> torch.Tensor:
-        g = _grey(x)
+        g = luma(x)
         return g - F.avg_pool2d(F.pad(g, (2, 2, 2, 2), mode="replicate"), 5, 1)
 
     r = (detail(src) - detail(warp(bgr, theta)))[..., margin:-margin, margin:-margin]
