@@ -254,26 +254,28 @@ class PixelTrust(nn.Module):
         a_raw = line["alpha"]
         a_pred = _channel_sum(ib * fb2) / (_channel_sum(fb2 * fb2) + 1e-4)
         dist = (_channel_sum(ib * ib) + 1e-8).sqrt()
-        x = torch.cat(
-            [
-                alpha_up,
-                a_raw.clamp(0, 1),
-                trust,
-                d_trust,
-                band,
-                (line["norm2"] + 1e-8).sqrt() * 10,
-                line["residual"] * 10,
-                a_raw.clamp(-1, 2),
-                a_pred.clamp(-1, 2),
-                dist * 10,
-            ],
-            dim=1,
-        )
-        # the gathered edge cells are many tiny images (N, C, k, k): as one (1, C, N·k, k) image the
-        # 1×1 convolutions are one matrix product each, not N small ones
-        b, c, h, w = x.shape
-        flat = x.to(self.out.weight.dtype).transpose(0, 1).reshape(1, c, b * h, w)
-        return self.out(self.mlp(flat)).float().reshape(1, b, h, w).transpose(0, 1)
+        features = [
+            alpha_up,
+            a_raw.clamp(0, 1),
+            trust,
+            d_trust,
+            band,
+            (line["norm2"] + 1e-8).sqrt() * 10,
+            line["residual"] * 10,
+            a_raw.clamp(-1, 2),
+            a_pred.clamp(-1, 2),
+            dist * 10,
+        ]
+        # the gathered edge cells are many tiny images (N, C, k, k): the 1×1 convolutions are written
+        # as matrix products over every pixel at once, (out, in) @ (in, pixels), the pixels in the
+        # maps' own order so that nothing is transposed (measured at 1080p: 6 ms against 43 for the
+        # convolutions over one (1, C, N·k, k) image, 4 px wide)
+        dtype = self.out.weight.dtype
+        flat = torch.cat([f.reshape(1, -1) for f in features], dim=0).to(dtype)
+        for conv in self.mlp[::2]:
+            flat = torch.mm(conv.weight.view(conv.out_channels, -1), flat).add_(conv.bias[:, None]).relu_()
+        out = torch.mm(self.out.weight.view(1, -1), flat).add_(self.out.bias[:, None])
+        return out.float().view_as(alpha_up)
 
 
 def _channel_sum(x: torch.Tensor) -> torch.Tensor:
