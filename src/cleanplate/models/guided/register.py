@@ -38,6 +38,7 @@ ITERS = (2, 3, 5, 8)  # Gauss–Newton iterations per level, finest first (fine 
 MIN_GAIN = 0.9  # keep the map only if the robust residual falls below this fraction of the identity's
 DAMPING = 1e-3  # Levenberg–Marquardt: relative weight of the Hessian diagonal added to itself
 N_PARAMS = 8  # six affine terms, grey gain, grey offset
+ONE_FIT = 1.0  # finest-grid pixels: a blurred coarse fit that moves no pixel farther is refined alone
 SETTLED = 0.1  # finest-grid pixels: a map that moves no pixel this far before the finest level is the identity
 
 
@@ -252,9 +253,36 @@ def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
                 settled = _displacement(smooth[0], *frames[-1].shape[-2:]) < SETTLED
                 if bool(settled.all()):
                     return ident
-            coarse = [_fit(frames, plates, False, stop=len(frames) - 1), smooth]
-            fits = [_resume(frames, plates, fit) for fit in coarse]
+            if eager() and bool((_displacement(smooth[0], *frames[-1].shape[-2:]) < ONE_FIT).all()):
+                fits = [_resume(frames, plates, smooth)]  # a small move: the plain fit finds the same
+            else:
+                coarse = [_fit(frames, plates, False, stop=len(frames) - 1), smooth]
+                fits = [_resume(frames, plates, _pick(frames[-1], plates[-1], coarse))]
         return _choose(frames[-1], plates[-1], fits, settled, ident)
+
+
+def _pick(fr: torch.Tensor, pl: torch.Tensor, fits):
+    """Of the coarse fits, the one with the lower robust cost at the finest level (per frame of the
+    batch): only it is refined there, which is three quarters of a fit's time."""
+    scored = []
+    for theta, photo, _ in fits:
+        _, inside, r = _residual(fr, pl, theta, photo)
+        scored.append((theta, photo, r, inside))
+    scale = None
+    for _, _, r, inside in scored:
+        sc = _scale(r, _robust_weights(r, inside) * inside).clamp_min(0.004)
+        scale = sc if scale is None else torch.minimum(scale, sc)
+    best_theta, best_photo, best_cost = None, None, None
+    for theta, photo, r, inside in scored:
+        cost = _cost(r, inside, scale)
+        if best_cost is None:
+            best_theta, best_photo, best_cost = theta, photo, cost
+        else:
+            take = cost < best_cost
+            best_theta = torch.where(take.view(-1, 1, 1), theta, best_theta)
+            best_photo = torch.where(take.view(-1, 1), photo, best_photo)
+            best_cost = torch.minimum(cost, best_cost)
+    return best_theta, best_photo, None
 
 
 def _choose(fr, pl, fits, settled, ident) -> torch.Tensor:
