@@ -108,7 +108,7 @@ register_model(
     ModelConfig(
         "default",
         "plate-guided network with sub-pixel plate features: keyed plate features, learned correction, "
-        "per-pixel detail, full-resolution edges (bundled weights)",
+        "per-pixel detail, full-resolution edges with a learned per-pixel trust (bundled weights)",
         "cleanplate.models.checkpoint:load_checkpoint",
         weights="default.pt",
         refine_options=True,  # backbone_scale only; BGMv2's refiner options are refused by the loader
