@@ -254,7 +254,8 @@ def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
                 if bool(settled.all()):
                     return ident
             if eager() and bool((_displacement(smooth[0], *frames[-1].shape[-2:]) < ONE_FIT).all()):
-                fits = [_resume(frames, plates, smooth)]  # a small move: the plain fit finds the same
+                # a small move: the plain fit finds the same (traced: both always run and compete)
+                fits = [_resume(frames, plates, smooth)]
             else:
                 coarse = [_fit(frames, plates, False, stop=len(frames) - 1), smooth]
                 fits = [_resume(frames, plates, _pick(frames[-1], plates[-1], coarse))]
