@@ -61,7 +61,7 @@ def build_model(cfg: TrainConfig, stage: StageConfig) -> torch.nn.Module:
             backbone_scale=stage.backbone_scale,
             subpixel=stage.subpixel,
             pixel_trust=stage.pixel_trust or stage.kind == "guided_trust",
-            trust_hidden=tuple(stage.trust_hidden),
+            trust_hidden=stage.trust_hidden,
         )
     if stage.kind == "base":
         return MattingBase(cfg.backbone)

@@ -21,10 +21,10 @@ inside the cell, and writes a zero-initialised alpha correction per pixel (depth
 of one or two pixels between leaves or strands, where the plate shows through, is then visible to
 the network and representable in its answer; at factor 2 this costs a few full-resolution passes.
 
-With ``pixel_trust=True`` a :class:`PixelTrust` head (three 1×1 convolutions, zero-initialised
-output) corrects, per band pixel, how far the edge step trusts the equation's alpha over the
-upsampled one, from per-pixel quantities only (so it runs on the gathered edge cells as on a
-frame). It is fitted on the frozen network (training stage ``guided_trust``).
+With ``pixel_trust=True`` a :class:`PixelTrust` head (1×1 convolutions, hidden widths
+``trust_hidden``, zero-initialised output) corrects, per band pixel, how far the edge step
+trusts the equation's alpha over the upsampled one, from per-pixel quantities only (so it runs
+on the gathered edge cells as on a frame). It is fitted on the frozen network (training stage ``guided_trust``).
 
 ``forward(src, bgr)`` returns what :class:`~cleanplate.models.MattingRefine` does:
 ``(pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm)``; ``ref_sm`` marks where the edge equation was used.
@@ -220,8 +220,9 @@ class PixelTrust(nn.Module):
     better of the two alphas at every band pixel would cut the default's `low` MAD by a quarter on
     the held-out objects. This reads only per-pixel quantities the edge step has anyway (both alphas,
     the unclamped solution, the line's length and residual, the solution with the predicted colour,
-    the plate distance), so it runs on the gathered edge cells as on a whole frame, and it is three
-    1×1 convolutions. Its last layer starts at zero: a model without it, given it, computes exactly
+    the plate distance), so it runs on the gathered edge cells as on a whole frame, and it is 1×1
+    convolutions of widths ``hidden`` (kept as modules for the checkpoint layout; run as matrix
+    products). Its last layer starts at zero: a model without it, given it, computes exactly
     what it computed before.
     """
 

@@ -237,29 +237,29 @@ def register(src: torch.Tensor, bgr: torch.Tensor) -> torch.Tensor:
         b = frame.shape[0]
         frames, plates = _pyramid(frame), _pyramid(plate)
         ident = identity(b, frames[-1])
+        settled = torch.zeros(b, dtype=torch.bool, device=frame.device)
         if len(frames) == 1:
-            fits = [_fit(frames, plates, False)]
-            settled = torch.zeros(b, dtype=torch.bool, device=frame.device)
+            fit = _fit(frames, plates, False)
         else:
             # the blurred fit first: where it moves no pixel the plain one has not either (measured on
             # the held-out composites, 360 medium and high drift cases), so an aligned plate costs one fit
             smooth = _fit(frames, plates, True, stop=len(frames) - 1)
-            settled = torch.zeros(b, dtype=torch.bool, device=frame.device)
-            if eager():
+            moved = _displacement(smooth[0], *frames[-1].shape[-2:]) if eager() else None
+            if moved is not None:
                 # The finest level costs three quarters of the time. Where the coarser levels moved no
                 # pixel by a tenth of one, the map would not be kept (measured: sub-pixel shifts that
                 # the full fit keeps read above 0.5 px here, aligned plates below 0.06), so the
                 # identity is the answer without it. Tracing keeps every step (no data-dependent exit).
-                settled = _displacement(smooth[0], *frames[-1].shape[-2:]) < SETTLED
+                settled = moved < SETTLED
                 if bool(settled.all()):
                     return ident
-            if eager() and bool((_displacement(smooth[0], *frames[-1].shape[-2:]) < ONE_FIT).all()):
+            if moved is not None and bool((moved < ONE_FIT).all()):
                 # a small move: the plain fit finds the same (traced: both always run and compete)
-                fits = [_resume(frames, plates, smooth)]
+                fit = _resume(frames, plates, smooth)
             else:
                 coarse = [_fit(frames, plates, False, stop=len(frames) - 1), smooth]
-                fits = [_resume(frames, plates, _pick(frames[-1], plates[-1], coarse))]
-        return _choose(frames[-1], plates[-1], fits, settled, ident)
+                fit = _resume(frames, plates, _pick(frames[-1], plates[-1], coarse))
+        return _keep(frames[-1], plates[-1], fit, settled, ident)
 
 
 def _pick(fr: torch.Tensor, pl: torch.Tensor, fits):
@@ -286,36 +286,22 @@ def _pick(fr: torch.Tensor, pl: torch.Tensor, fits):
     return best_theta, best_photo, None
 
 
-def _choose(fr, pl, fits, settled, ident) -> torch.Tensor:
-    """The fit that explains the background clearly better than the identity, and better than the other fit."""
-    # Judged with the same exposure terms (only the geometry is judged), at the noise level the
-    # fits reached on the background (their own weights; the lower of the fits' scales, so both
-    # are measured alike): background that fits costs little, misregistered edges and the subject ~1 each.
-    judged = []
-    for theta, photo, wts in fits:
-        _, inside, r = _residual(fr, pl, theta, photo)
-        w1 = _robust_weights(r, wts * inside) * inside
-        judged.append((theta, photo, inside, r, _scale(r, w1).clamp_min(0.004)))
-    scale = judged[0][4]
-    for j in judged[1:]:
-        scale = torch.minimum(scale, j[4])
-    best, best_cost = ident, None
-    for theta, photo, inside, r, _ in judged:
-        _, inside0, r0 = _residual(fr, pl, ident, photo)
-        # Pixels that neither map explains (the subject) are evidence for neither: counted, they
-        # dilute the gain, and a subject over 60 % of the frame made a 4 px shift look not worth it.
-        evidence = inside0 * inside * ((r0.abs() < scale) | (r.abs() < scale)).to(fr.dtype)
-        cost = _cost(r, evidence, scale)
-        better = cost < MIN_GAIN * _cost(r0, evidence, scale)
-        sane = (theta - ident).abs().amax((1, 2)) < 0.2  # a few percent of rotation/scale, a tenth of the frame
-        keep = better & sane & ~settled & torch.isfinite(theta).all(-1).all(-1)
-        cost = torch.where(keep, cost, torch.full_like(cost, float("inf")))
-        if best_cost is None:
-            best, best_cost = torch.where(keep.view(-1, 1, 1), theta, ident), cost
-        else:
-            take = cost < best_cost
-            best, best_cost = torch.where(take.view(-1, 1, 1), theta, best), torch.minimum(cost, best_cost)
-    return best
+def _keep(fr, pl, fit, settled, ident) -> torch.Tensor:
+    """The fit's map where it explains the background clearly better than the identity, else the identity."""
+    theta, photo, wts = fit
+    _, inside0, r0 = _residual(fr, pl, ident, photo)  # the same exposure terms: only the geometry is judged
+    _, inside1, r1 = _residual(fr, pl, theta, photo)
+    # Both judged at the noise level the fit reached on the background (the fit's own weights):
+    # background that fits costs little, misregistered edges and the subject cost ~1 each.
+    wts1 = _robust_weights(r1, wts * inside1) * inside1
+    scale = _scale(r1, wts1).clamp_min(0.004)
+    # Pixels that neither map explains (the subject) are evidence for neither: counted, they
+    # dilute the gain, and a subject over 60 % of the frame made a 4 px shift look not worth it.
+    evidence = inside0 * inside1 * ((r0.abs() < scale) | (r1.abs() < scale)).to(fr.dtype)
+    better = _cost(r1, evidence, scale) < MIN_GAIN * _cost(r0, evidence, scale)
+    sane = (theta - ident).abs().amax((1, 2)) < 0.2  # a few percent of rotation/scale, a tenth of the frame
+    keep = better & sane & ~settled & torch.isfinite(theta).all(-1).all(-1)
+    return torch.where(keep.view(-1, 1, 1), theta, ident)
 
 
 # ------------------------------------------------------------------ measuring a plate's shift (warnings)
